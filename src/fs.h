@@ -1,0 +1,45 @@
+/* fs.h - the mounted filesystem's state, shared by all modules. */
+#pragma once
+
+#include "layers.h"
+#include "node.h"
+
+#include <fuse_lowlevel.h>
+
+struct sfs_config;
+
+struct sfs_fs {
+	struct sfs_layers layers;
+	struct sfs_table *table;
+	double timeout;
+	bool metacopy;
+	bool read_only;
+	bool writeback;
+	/* Serialises changes to the namespace that span layers: copy-up,
+	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
+	 * getattr and links of local files never take it. */
+	GRecMutex ns_lock;
+	struct fuse_session *se;
+	guint64 tmp_counter; /* atomic: unique temp names in workdir */
+};
+
+/* Set up layers, root node; false with err set on failure. */
+bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
+		 GError **err);
+void sfs_fs_destroy(struct sfs_fs *fs);
+
+/* The libfuse operation table (ops_*.c). */
+extern const struct fuse_lowlevel_ops sfs_ops;
+
+static inline struct sfs_fs *sfs_req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct sfs_node *sfs_req_node(fuse_req_t req, fuse_ino_t id)
+{
+	return sfs_node_from_id(sfs_req_fs(req)->table, id);
+}
+
+/* Unique temporary name in workdir/work. */
+void sfs_tmp_name(struct sfs_fs *fs, char buf[32]);

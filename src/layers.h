@@ -1,0 +1,59 @@
+/* layers.h - the directories scratchfs stacks, opened once at mount. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct sfs_config;
+
+/* Layer index 0 is the local (upper) layer; 1..n are the shared layers,
+ * 1 on top.  The index goes into the top bits of st_ino (see node.h). */
+struct sfs_layer {
+	int fd;     /* O_PATH | O_DIRECTORY on the layer root */
+	char *path;
+	dev_t dev;
+	int index;
+};
+
+/* Names of the private xattrs: trusted.* as root, user.* otherwise
+ * (kernel overlayfs "userxattr" mode). */
+struct sfs_xattr_names {
+	const char *opaque;     /* overlay.opaque = "y" */
+	const char *metacopy;   /* overlay.metacopy: data still below */
+	const char *ino;        /* scratchfs.ino: st_ino kept across copy-up */
+	const char *lowerdata;  /* scratchfs.lowerdata: "LAYER:/path" of data */
+	const char *prefix_overlay;   /* "trusted.overlay." */
+	const char *prefix_scratchfs; /* "trusted.scratchfs." */
+};
+
+struct sfs_layers {
+	struct sfs_layer upper;
+	struct sfs_layer *lower; /* nlower entries, lower[0] on top */
+	int nlower;
+	int work_fd;   /* workdir root */
+	int tmp_fd;    /* workdir/work: copy-ups are built here */
+	int index_fd;  /* workdir/index: shared-layer hardlinks, see copyup.c */
+	struct sfs_xattr_names xa;
+	bool mknod_whiteout;  /* char 0/0 whiteouts can be created */
+	bool rename_whiteout; /* renameat2(RENAME_WHITEOUT) works on upper */
+	int can_clone;        /* -1 unknown, 0 refused once, 1 works */
+};
+
+bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
+		     GError **err);
+void sfs_layers_close(struct sfs_layers *l);
+
+/* Remove everything below dirfd/name (used for workdir cleanup). */
+int sfs_rmtree_at(int dirfd, const char *name);
+
+/* Open an O_PATH fd for real I/O, with flags (O_NOATIME tried for reads
+ * of shared files and dropped where not permitted). -errno on failure. */
+int sfs_reopen(int opath_fd, int flags);
+
+/* Layer by index (0 = upper). */
+static inline const struct sfs_layer *sfs_layer_get(const struct sfs_layers *l,
+						    int index)
+{
+	return index == 0 ? &l->upper : &l->lower[index - 1];
+}

@@ -1,0 +1,37 @@
+/* lookup.h - resolve one name across the layers.
+ *
+ * Order: the local layer first; a whiteout there (or a ".wh.NAME" marker)
+ * ends the search; a local non-directory wins outright; directories merge
+ * with same-named directories below until an opaque one or a
+ * non-directory is met.  A shared layer is consulted in order, leftmost
+ * (index 1) first.
+ */
+#pragma once
+
+#include "fs.h"
+
+/* On success *out holds the node with one more lookup reference and st its
+ * attributes as reported.  -ENOENT for a negative entry. */
+int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
+	       struct sfs_node **out, struct stat *st);
+
+/* Node for an object scratchfs just created in parent's local dir. */
+int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
+		       const char *name, bool opaque, struct sfs_node **out,
+		       struct stat *st);
+
+/* The attributes of n as the mount reports them. */
+int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
+
+/* Does name exist in the merged view of parent?  1 yes, 0 no, -errno. */
+int sfs_name_exists(struct sfs_fs *fs, struct sfs_node *parent,
+		    const char *name);
+
+/* Build a root node for the mount. */
+struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err);
+
+/* Path of a shared-layer object relative to its layer root ("/a/b"). */
+char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer);
+
+/* Open the data object a metacopy file points at ("LAYER:/path"). */
+int sfs_open_lowerdata(struct sfs_fs *fs, int upper_fd, int *layer);

@@ -1,0 +1,124 @@
+/* main.c - the process: parse, validate, mount, daemonize, serve, exit.
+ *
+ * Nothing is mounted until every option and directory has been checked;
+ * without -f the command returns only once the mount is up, so a startup
+ * script can use the mount as soon as scratchfs exits 0.
+ */
+#include "config.h"
+
+#include "creds.h"
+#include "fs.h"
+#include "log.h"
+#include "options.h"
+
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int fail(GError *err)
+{
+	fprintf(stderr, "scratchfs: %s\n", err->message);
+	int code = err->domain == SFS_ERROR ? err->code : SFS_EXIT_MOUNT;
+	g_error_free(err);
+	return code;
+}
+
+/* The libfuse command line: only options scratchfs decided on. */
+static void build_fuse_args(const struct sfs_config *cfg,
+			    struct fuse_args *args)
+{
+	fuse_opt_add_arg(args, "scratchfs");
+	if (cfg->debug)
+		fuse_opt_add_arg(args, "-d");
+	g_autofree char *fsname = g_strdup(cfg->fsname ? cfg->fsname
+						       : "scratchfs");
+	/* ',' separates -o options: libfuse reads "\," as a literal. */
+	g_autoptr(GString) o = g_string_new("default_permissions,subtype=scratchfs,fsname=");
+	for (const char *p = fsname; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			g_string_append_c(o, '\\');
+		g_string_append_c(o, *p);
+	}
+	if (cfg->allow_other)
+		g_string_append(o, ",allow_other");
+	if (cfg->read_only)
+		g_string_append(o, ",ro");
+	fuse_opt_add_arg(args, "-o");
+	fuse_opt_add_arg(args, o->str);
+}
+
+static int serve(struct fuse_session *se, const struct sfs_config *cfg)
+{
+	if (!cfg->multithread)
+		return fuse_session_loop(se);
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, 8);
+	int r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r;
+}
+
+static int run(struct sfs_config *cfg)
+{
+	GError *err = NULL;
+	struct sfs_fs fs;
+	sfs_log_init(false, cfg->debug);
+	if (!sfs_fs_init(&fs, cfg, &err)) {
+		sfs_fs_destroy(&fs);
+		return fail(err);
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	build_fuse_args(cfg, &args);
+	int code = SFS_EXIT_MOUNT;
+	struct fuse_session *se =
+		fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), &fs);
+	if (!se)
+		goto out;
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
+		fprintf(stderr, "scratchfs: %s: mount failed\n", cfg->mountpoint);
+		goto out_signals;
+	}
+	if (!cfg->foreground) {
+		if (fuse_daemonize(0) != 0)
+			goto out_unmount;
+		sfs_log_to_syslog();
+	}
+	sfs_creds_init();
+	code = serve(se, cfg) == 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out:
+	fuse_opt_free_args(&args);
+	sfs_fs_destroy(&fs);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct sfs_config cfg = { 0 };
+	GError *err = NULL;
+	int code = SFS_EXIT_OK;
+	if (!sfs_config_parse(argc, argv, SFS_DEFAULT_CONFIG,
+			      sfs_default_state_dir(), &cfg, &err))
+		code = fail(err);
+	else if (cfg.action == SFS_ACTION_HELP)
+		sfs_print_help(stdout, argv[0]);
+	else if (cfg.action == SFS_ACTION_VERSION)
+		printf("scratchfs %s (libfuse %s)\n", PACKAGE_VERSION,
+		       fuse_pkgversion());
+	else if (!sfs_config_validate(&cfg, &err))
+		code = fail(err);
+	else
+		code = run(&cfg);
+	sfs_config_clear(&cfg);
+	return code;
+}

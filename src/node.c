@@ -1,0 +1,261 @@
+/* node.c - the node table (see node.h).
+ *
+ * One mutex guards the two indexes and the reference counts.  It is held
+ * only for hash probes and counter updates, never across a system call,
+ * so it is not a hot-path bottleneck even with the multi-threaded loop.
+ */
+#include "config.h"
+
+#include "node.h"
+
+#include <unistd.h>
+
+struct sfs_table {
+	GMutex lock;
+	GHashTable *by_ino;    /* reported st_ino -> node */
+	GHashTable *by_upper;  /* local layer inode number -> node */
+	struct sfs_node *root;
+};
+
+static guint ino_hash(gconstpointer key)
+{
+	uint64_t v = *(const uint64_t *)key;
+	return (guint)(v ^ (v >> 32));
+}
+
+static gboolean ino_equal(gconstpointer a, gconstpointer b)
+{
+	return *(const uint64_t *)a == *(const uint64_t *)b;
+}
+
+struct sfs_table *sfs_table_new(void)
+{
+	struct sfs_table *t = g_new0(struct sfs_table, 1);
+	g_mutex_init(&t->lock);
+	t->by_ino = g_hash_table_new(ino_hash, ino_equal);
+	t->by_upper = g_hash_table_new(ino_hash, ino_equal);
+	return t;
+}
+
+static void node_free(struct sfs_node *n)
+{
+	if (n->upper_fd >= 0)
+		close(n->upper_fd);
+	if (n->lower_fd >= 0)
+		close(n->lower_fd);
+	if (n->lowerdirs) {
+		for (guint i = 0; i < n->lowerdirs->len; i++)
+			close(g_array_index(n->lowerdirs, struct sfs_lowerdir, i).fd);
+		g_array_free(n->lowerdirs, TRUE);
+	}
+	g_mutex_clear(&n->cache_lock);
+	g_free(n->name);
+	g_free(n);
+}
+
+void sfs_table_free(struct sfs_table *t)
+{
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, t->by_ino);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		if (v != t->root)
+			node_free(v);
+	if (t->root)
+		node_free(t->root);
+	g_hash_table_destroy(t->by_ino);
+	g_hash_table_destroy(t->by_upper);
+	g_mutex_clear(&t->lock);
+	g_free(t);
+}
+
+struct sfs_node *sfs_table_root(struct sfs_table *t)
+{
+	return t->root;
+}
+
+void sfs_table_set_root(struct sfs_table *t, struct sfs_node *root)
+{
+	t->root = root;
+	root->nlookup = 1; /* never forgotten */
+	root->hashed = true;
+	g_hash_table_insert(t->by_ino, &root->ino, root);
+	if (root->upper_fd >= 0)
+		g_hash_table_insert(t->by_upper, &root->upper_real_ino, root);
+}
+
+struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id)
+{
+	return id == FUSE_ROOT_ID ? t->root : (struct sfs_node *)(uintptr_t)id;
+}
+
+struct sfs_node *sfs_node_new(uint64_t ino, mode_t type, int upper_fd,
+			      int lower_fd, int lower_layer, GArray *lowerdirs)
+{
+	struct sfs_node *n = g_new0(struct sfs_node, 1);
+	n->ino = ino;
+	n->type = type & S_IFMT;
+	n->upper_fd = upper_fd;
+	n->lower_fd = lower_fd;
+	n->lower_layer = lower_layer;
+	n->lowerdirs = lowerdirs;
+	g_mutex_init(&n->cache_lock);
+	return n;
+}
+
+static struct sfs_node *find_locked(struct sfs_table *t, GHashTable *h,
+				    uint64_t key, bool lookup)
+{
+	struct sfs_node *n = g_hash_table_lookup(h, &key);
+	if (n && lookup)
+		n->nlookup++;
+	return n;
+}
+
+struct sfs_node *sfs_table_find_ino(struct sfs_table *t, uint64_t ino,
+				    bool lookup)
+{
+	g_mutex_lock(&t->lock);
+	struct sfs_node *n = find_locked(t, t->by_ino, ino, lookup);
+	g_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct sfs_node *sfs_table_find_upper(struct sfs_table *t, ino_t real,
+				      bool lookup)
+{
+	g_mutex_lock(&t->lock);
+	struct sfs_node *n = find_locked(t, t->by_upper, (uint64_t)real, lookup);
+	g_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
+				  struct sfs_node *parent, const char *name)
+{
+	g_mutex_lock(&t->lock);
+	struct sfs_node *old = g_hash_table_lookup(t->by_ino, &n->ino);
+	if (old) {
+		old->nlookup++;
+		g_mutex_unlock(&t->lock);
+		node_free(n);
+		return old;
+	}
+	n->nlookup = 1;
+	n->hashed = true;
+	n->parent = parent;
+	n->name = g_strdup(name);
+	if (parent)
+		parent->refs++;
+	g_hash_table_insert(t->by_ino, &n->ino, n);
+	if (n->upper_fd >= 0) {
+		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
+	}
+	g_mutex_unlock(&t->lock);
+	return n;
+}
+
+void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n, int fd,
+			 ino_t real)
+{
+	g_mutex_lock(&t->lock);
+	n->upper_real_ino = real;
+	g_atomic_int_set(&n->upper_fd, fd);
+	if (n->hashed)
+		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
+	g_mutex_unlock(&t->lock);
+}
+
+/* Drop n if nothing refers to it; returns its parent when that parent lost
+ * its last reference too (the caller continues with it), else NULL. */
+static struct sfs_node *maybe_drop_locked(struct sfs_table *t,
+					  struct sfs_node *n, GSList **dead)
+{
+	if (n == t->root || n->nlookup || n->refs)
+		return NULL;
+	if (n->hashed) {
+		g_hash_table_remove(t->by_ino, &n->ino);
+		if (n->upper_fd >= 0 &&
+		    g_hash_table_lookup(t->by_upper, &n->upper_real_ino) == n)
+			g_hash_table_remove(t->by_upper, &n->upper_real_ino);
+		n->hashed = false;
+	}
+	*dead = g_slist_prepend(*dead, n);
+	struct sfs_node *p = n->parent;
+	n->parent = NULL;
+	if (p && --p->refs == 0)
+		return p;
+	return NULL;
+}
+
+static void drop_chain_locked(struct sfs_table *t, struct sfs_node *n,
+			      GSList **dead)
+{
+	while (n)
+		n = maybe_drop_locked(t, n, dead);
+}
+
+static void free_dead(GSList *dead)
+{
+	/* fds are closed outside the table lock. */
+	g_slist_free_full(dead, (GDestroyNotify)node_free);
+}
+
+void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n)
+{
+	g_mutex_lock(&t->lock);
+	n->nlookup++;
+	g_mutex_unlock(&t->lock);
+}
+
+void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count)
+{
+	GSList *dead = NULL;
+	g_mutex_lock(&t->lock);
+	n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
+	drop_chain_locked(t, n, &dead);
+	g_mutex_unlock(&t->lock);
+	free_dead(dead);
+}
+
+void sfs_node_ref(struct sfs_table *t, struct sfs_node *n)
+{
+	g_mutex_lock(&t->lock);
+	n->refs++;
+	g_mutex_unlock(&t->lock);
+}
+
+void sfs_node_unref(struct sfs_table *t, struct sfs_node *n)
+{
+	GSList *dead = NULL;
+	g_mutex_lock(&t->lock);
+	n->refs--;
+	drop_chain_locked(t, n, &dead);
+	g_mutex_unlock(&t->lock);
+	free_dead(dead);
+}
+
+void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
+		       struct sfs_node *parent, const char *name)
+{
+	GSList *dead = NULL;
+	g_mutex_lock(&t->lock);
+	struct sfs_node *old = n->parent;
+	parent->refs++;
+	n->parent = parent;
+	char *oldname = n->name;
+	n->name = g_strdup(name);
+	if (old && --old->refs == 0)
+		drop_chain_locked(t, old, &dead);
+	g_mutex_unlock(&t->lock);
+	g_free(oldname);
+	free_dead(dead);
+}
+
+guint sfs_table_size(struct sfs_table *t)
+{
+	g_mutex_lock(&t->lock);
+	guint n = g_hash_table_size(t->by_ino);
+	g_mutex_unlock(&t->lock);
+	return n;
+}

@@ -1,0 +1,137 @@
+/* node.h - the node table: FUSE nodeids, lookup counts, st_ino identity.
+ *
+ * One node per file, whatever the number of its names: the table is keyed
+ * by the reported st_ino, so all names of a hardlinked file meet in one
+ * node, one nodeid, one st_ino.
+ *
+ * st_ino = (layer index << 56) | real inode number, where the layer and
+ * inode are those of the object's origin: the shared-layer file it was
+ * copied up from (kept in the scratchfs.ino xattr), or the local file
+ * itself.  So st_ino is unique across layers on different filesystems and
+ * survives copy-up and remount.
+ */
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define SFS_INO_LAYER_SHIFT 56
+#define SFS_INO_MASK ((UINT64_C(1) << SFS_INO_LAYER_SHIFT) - 1)
+
+static inline uint64_t sfs_make_ino(int layer, ino_t real)
+{
+	/* Inode numbers past 2^56 are folded, not truncated, to keep
+	 * collisions between such files unlikely. */
+	uint64_t r = (uint64_t)real;
+	r = (r & SFS_INO_MASK) ^ (r >> SFS_INO_LAYER_SHIFT);
+	return ((uint64_t)layer << SFS_INO_LAYER_SHIFT) | r;
+}
+
+/* A directory of a shared layer that merges into a node's directory. */
+struct sfs_lowerdir {
+	int fd;     /* O_PATH */
+	int layer;  /* 1..n */
+};
+
+struct sfs_node {
+	uint64_t ino;          /* reported st_ino; immutable */
+	mode_t type;           /* S_IFMT bits; immutable */
+
+	/* Protected by the table lock. */
+	uint64_t nlookup;      /* kernel references */
+	uint64_t refs;         /* internal: children, open handles */
+	bool hashed;           /* present in the table */
+
+	/* Set once (-1 -> fd) under the namespace lock, read atomically. */
+	int upper_fd;          /* O_PATH on the local object, -1 if none */
+	ino_t upper_real_ino;
+
+	/* Immutable after creation. */
+	int lower_fd;          /* O_PATH on the topmost shared object, -1 */
+	int lower_layer;
+	GArray *lowerdirs;     /* directories only: struct sfs_lowerdir */
+
+	/* Protected by the namespace lock (copy-up, rename). */
+	struct sfs_node *parent; /* holds a ref; NULL for the root */
+	char *name;
+	gint metacopy;         /* atomic: local copy holds metadata only */
+	gint opaque;           /* atomic: directory hides the layers below */
+
+	/* Page-cache validity: mtime/size seen at the last open. */
+	GMutex cache_lock;
+	struct timespec cached_mtime;
+	off_t cached_size;
+	bool cache_valid;
+};
+
+static inline int sfs_node_upper(const struct sfs_node *n)
+{
+	return g_atomic_int_get(&n->upper_fd);
+}
+
+/* The fd of the object that currently wins: local if present. */
+static inline int sfs_node_fd(const struct sfs_node *n)
+{
+	int fd = sfs_node_upper(n);
+	return fd >= 0 ? fd : n->lower_fd;
+}
+
+/* Data fd for reads: the shared object while only metadata was copied. */
+static inline int sfs_node_data_fd(const struct sfs_node *n)
+{
+	int fd = sfs_node_upper(n);
+	if (fd < 0 || (g_atomic_int_get(&n->metacopy) && n->lower_fd >= 0))
+		return n->lower_fd;
+	return fd;
+}
+
+struct sfs_table;
+
+struct sfs_table *sfs_table_new(void);
+void sfs_table_free(struct sfs_table *t);
+
+/* The root node (nodeid FUSE_ROOT_ID). */
+struct sfs_node *sfs_table_root(struct sfs_table *t);
+void sfs_table_set_root(struct sfs_table *t, struct sfs_node *root);
+
+static inline fuse_ino_t sfs_nodeid(struct sfs_table *t, struct sfs_node *n)
+{
+	return n == sfs_table_root(t) ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id);
+
+/* Allocate an unhashed node; takes ownership of the fds and lowerdirs. */
+struct sfs_node *sfs_node_new(uint64_t ino, mode_t type, int upper_fd,
+			      int lower_fd, int lower_layer, GArray *lowerdirs);
+
+/* Find by st_ino / by the local layer's inode number; NULL if absent.
+ * A found node gets one more lookup reference when `lookup` is true. */
+struct sfs_node *sfs_table_find_ino(struct sfs_table *t, uint64_t ino,
+				    bool lookup);
+struct sfs_node *sfs_table_find_upper(struct sfs_table *t, ino_t real,
+				      bool lookup);
+
+/* Insert n (lookup count 1, parent ref taken) unless a node with the same
+ * st_ino appeared meanwhile: then n is freed and the existing node is
+ * returned with one more lookup reference. */
+struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
+				  struct sfs_node *parent, const char *name);
+
+/* Record that n now has a local object (after copy-up or create). */
+void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n, int fd,
+			 ino_t real);
+
+void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n);
+void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count);
+void sfs_node_ref(struct sfs_table *t, struct sfs_node *n);
+void sfs_node_unref(struct sfs_table *t, struct sfs_node *n);
+
+/* Move n under a new parent/name (rename); namespace lock held. */
+void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
+		       struct sfs_node *parent, const char *name);
+
+guint sfs_table_size(struct sfs_table *t);

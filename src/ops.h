@@ -1,0 +1,96 @@
+/* ops.h - helpers shared by the FUSE handlers (ops_*.c).
+ *
+ * Handlers stay thin: decode the request, call lookup/copyup/readdir,
+ * reply.  Errors travel as negative errno until the reply.
+ */
+#pragma once
+
+#include "fs.h"
+
+#include <errno.h>
+
+/* Reply with node n (which already carries the lookup reference). */
+void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
+		     const struct stat *st);
+void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
+		    const struct stat *st, struct fuse_entry_param *e);
+
+static inline void sfs_reply_err(fuse_req_t req, int negerr)
+{
+	fuse_reply_err(req, -negerr);
+}
+
+/* Is name visible in one of parent's shared directories (so removing or
+ * renaming it locally needs a whiteout)?  1, 0 or -errno. */
+int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
+		      const char *name);
+
+/* Create a new local object dirfd/name via make(); handles creating over a
+ * whiteout (atomically, marking directories opaque) and caller ownership.
+ * On success *out/st hold the new node. */
+typedef int (*sfs_make_fn)(int dirfd, const char *name, void *arg);
+int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
+		    bool is_dir, sfs_make_fn make, void *arg,
+		    struct sfs_node **out, struct stat *st);
+
+/* Handlers, grouped by file. */
+void sfs_op_init(void *userdata, struct fuse_conn_info *conn);
+void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void sfs_op_forget_multi(fuse_req_t req, size_t count,
+			 struct fuse_forget_data *forgets);
+void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, dev_t rdev);
+void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode);
+void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		    const char *name);
+void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		 const char *newname);
+void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   fuse_ino_t newparent, const char *newname,
+		   unsigned int flags);
+
+void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		    int valid, struct fuse_file_info *fi);
+void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode, struct fuse_file_info *fi);
+void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
+		      off_t off, struct fuse_file_info *fi);
+void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		  struct fuse_file_info *fi);
+void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		      off_t len, struct fuse_file_info *fi);
+void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		  struct fuse_file_info *fi);
+void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			    struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			    off_t off_out, struct fuse_file_info *fi_out,
+			    size_t len, int flags);
+
+void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, struct fuse_file_info *fi);
+void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi);
+void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi);
+
+void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     const char *value, size_t size, int flags);
+void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     size_t size);
+void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);

@@ -1,0 +1,128 @@
+/* ops_attr.c - attributes: getattr, setattr, readlink, statfs. */
+#include "config.h"
+
+#include "copyup.h"
+#include "lookup.h"
+#include "ops.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct stat st;
+	int r = sfs_node_getattr(fs, sfs_req_node(req, ino), &st);
+	if (r < 0)
+		sfs_reply_err(req, r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+/* What a setattr needs of the data: truncation needs it all (or none). */
+static enum sfs_copy_mode setattr_mode(const struct stat *attr, int valid)
+{
+	if (!(valid & FUSE_SET_ATTR_SIZE))
+		return SFS_COPY_META;
+	return attr->st_size == 0 ? SFS_COPY_EMPTY : SFS_COPY_DATA;
+}
+
+static int set_times(int fd, const struct stat *attr, int valid)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_nsec = UTIME_OMIT } };
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	return utimensat(fd, "", tv, AT_EMPTY_PATH) ? -errno : 0;
+}
+
+static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
+{
+	if (fi)
+		return ftruncate(fi->fh, size) ? -errno : 0;
+	int fd = sfs_reopen(opath, O_WRONLY);
+	if (fd < 0)
+		return fd;
+	int r = ftruncate(fd, size) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int apply_setattr(struct sfs_node *n, const struct stat *attr,
+			 int valid, struct fuse_file_info *fi)
+{
+	int fd = sfs_node_upper(n);
+	char p[40];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (S_ISLNK(n->type))
+			return -EOPNOTSUPP;
+		if (chmod(p, attr->st_mode & 07777) != 0)
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+			return -errno;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		int r = truncate_node(fd, fi, attr->st_size);
+		if (r < 0)
+			return r;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		     FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))
+		return set_times(fd, attr, valid);
+	return 0;
+}
+
+void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		    int valid, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *n = sfs_req_node(req, ino);
+	int r = sfs_copyup(fs, n, setattr_mode(attr, valid));
+	if (r == 0)
+		r = apply_setattr(n, attr, valid, fi);
+	struct stat st;
+	if (r == 0)
+		r = sfs_node_getattr(fs, n, &st);
+	if (r < 0)
+		sfs_reply_err(req, r);
+	else
+		fuse_reply_attr(req, &st, fs->timeout);
+}
+
+void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(sfs_node_fd(sfs_req_node(req, ino)), "", buf,
+			       sizeof(buf) - 1);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	/* Space is the local layer's: that is where every write lands. */
+	struct statvfs sv;
+	if (fstatvfs(sfs_req_fs(req)->layers.upper.fd, &sv) != 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}

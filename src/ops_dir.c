@@ -1,0 +1,128 @@
+/* ops_dir.c - directory handles: opendir, readdir(plus), releasedir,
+ * fsyncdir.  The listing itself is built by readdir.c. */
+#include "config.h"
+
+#include "lookup.h"
+#include "ops.h"
+#include "readdir.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *n = sfs_req_node(req, ino);
+	struct sfs_dir *d = g_new0(struct sfs_dir, 1);
+	int r = sfs_dir_snapshot(fs, n, d);
+	if (r < 0) {
+		g_free(d);
+		sfs_reply_err(req, r);
+		return;
+	}
+	sfs_node_ref(fs->table, n);
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0) {
+		sfs_dir_clear(d);
+		sfs_node_unref(fs->table, n);
+		g_free(d);
+	}
+}
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/* Add one entry to buf; returns its size, or 0 if it did not fit.  For
+ * readdirplus the entry is looked up, and the lookup undone if the entry
+ * does not fit (the kernel only counts what it receives). */
+static size_t add_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_dir *d,
+			struct sfs_dirent *e, char *buf, size_t room,
+			off_t next, bool plus)
+{
+	struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)e->type << 12 };
+	if (!plus)
+		return fuse_add_direntry(req, buf, room, e->name, &st, next);
+	struct fuse_entry_param ep = { .attr = st };
+	struct sfs_node *n = NULL;
+	if (!is_dot(e->name) &&
+	    sfs_lookup(fs, d->node, e->name, &n, &st) == 0)
+		sfs_fill_entry(fs, n, &st, &ep);
+	size_t len = fuse_add_direntry_plus(req, buf, room, e->name, &ep, next);
+	if (len > room && n)
+		sfs_node_forget(fs->table, n, 1);
+	return len;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_dir *d = (struct sfs_dir *)(uintptr_t)fi->fh;
+	if (off == 0 && d->entries->len > 2) {
+		/* rewinddir(): take a fresh snapshot. */
+		struct sfs_node *n = d->node;
+		sfs_dir_clear(d);
+		int r = sfs_dir_snapshot(fs, n, d);
+		if (r < 0) {
+			sfs_reply_err(req, r);
+			return;
+		}
+	}
+	g_autofree char *buf = g_malloc(size);
+	size_t used = 0;
+	for (off_t i = off; i < (off_t)d->entries->len; i++) {
+		struct sfs_dirent *e =
+			&g_array_index(d->entries, struct sfs_dirent, i);
+		size_t len = add_entry(req, fs, d, e, buf + used, size - used,
+				       i + 1, plus);
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, false);
+}
+
+void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, true);
+}
+
+void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_dir *d = (struct sfs_dir *)(uintptr_t)fi->fh;
+	struct sfs_node *n = d->node;
+	sfs_dir_clear(d);
+	g_free(d);
+	sfs_node_unref(fs->table, n);
+	fuse_reply_err(req, 0);
+}
+
+void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	int upper = sfs_node_upper(sfs_req_node(req, ino));
+	if (upper < 0) {
+		fuse_reply_err(req, 0); /* nothing local to flush */
+		return;
+	}
+	int fd = sfs_reopen(upper, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		sfs_reply_err(req, fd);
+		return;
+	}
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	int e = r ? errno : 0;
+	close(fd);
+	fuse_reply_err(req, e);
+}

@@ -1,0 +1,338 @@
+/* ops_entry.c - names: lookup, forget, create objects, link, remove,
+ * rename. */
+#include "config.h"
+
+#include "copyup.h"
+#include "creds.h"
+#include "lookup.h"
+#include "ops.h"
+#include "readdir.h"
+#include "whiteout.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
+		    const struct stat *st, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = sfs_nodeid(fs->table, n);
+	e->attr = *st;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+}
+
+void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
+		     const struct stat *st)
+{
+	struct fuse_entry_param e;
+	sfs_fill_entry(fs, n, st, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		sfs_node_forget(fs->table, n, 1); /* the kernel never saw it */
+}
+
+void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *n;
+	struct stat st;
+	int r = sfs_lookup(fs, sfs_req_node(req, parent), name, &n, &st);
+	if (r == -ENOENT) {
+		/* A negative entry the kernel may cache for `timeout`. */
+		struct fuse_entry_param e = { .entry_timeout = fs->timeout };
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0)
+		sfs_reply_err(req, r);
+	else
+		sfs_reply_entry(req, fs, n, &st);
+}
+
+void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	sfs_node_forget(fs->table, sfs_req_node(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void sfs_op_forget_multi(fuse_req_t req, size_t count,
+			 struct fuse_forget_data *forgets)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	for (size_t i = 0; i < count; i++)
+		sfs_node_forget(fs->table, sfs_req_node(req, forgets[i].ino),
+				forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
+		      const char *name)
+{
+	if (!parent->lowerdirs || g_atomic_int_get(&parent->opaque))
+		return 0;
+	for (guint i = 0; i < parent->lowerdirs->len; i++) {
+		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, i).fd;
+		struct stat st;
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return sfs_is_whiteout_stat(&st) ? 0 : 1;
+		if (errno != ENOENT)
+			return -errno;
+		if (sfs_has_wh_file(fd, name))
+			return 0;
+	}
+	return 0;
+}
+
+static bool upper_is_whiteout(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       sfs_is_whiteout_stat(&st);
+}
+
+/* The name holds a whiteout: build the object in workdir and swap it in,
+ * so the hidden shared entry never shows in between. */
+static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
+				const char *name, bool is_dir,
+				sfs_make_fn make, void *arg)
+{
+	char tmp[32];
+	sfs_tmp_name(fs, tmp);
+	int t = fs->layers.tmp_fd;
+	int r = make(t, tmp, arg);
+	if (r < 0)
+		return r;
+	if (is_dir) {
+		int fd = openat(t, tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		r = fd < 0 ? -errno : sfs_set_opaque(&fs->layers, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r == 0 && renameat2(t, tmp, dirfd, name, RENAME_EXCHANGE) != 0)
+		r = -errno;
+	/* Now tmp holds the whiteout (or, on failure, the new object). */
+	sfs_rmtree_at(t, tmp);
+	return r;
+}
+
+int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
+		    bool is_dir, sfs_make_fn make, void *arg,
+		    struct sfs_node **out, struct stat *st)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	if (fs->read_only)
+		return -EROFS;
+	int r = sfs_copyup(fs, parent, SFS_COPY_META);
+	if (r < 0)
+		return r;
+	int dirfd = sfs_node_upper(parent);
+	bool opaque = false;
+	struct sfs_creds c;
+	sfs_creds_enter(req, &c);
+	r = make(dirfd, name, arg);
+	if (r == -EEXIST && upper_is_whiteout(dirfd, name)) {
+		r = create_over_whiteout(fs, dirfd, name, is_dir, make, arg);
+		opaque = is_dir;
+	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
+		sfs_wh_file_clear(dirfd, name);
+	}
+	sfs_creds_leave(&c);
+	if (r < 0)
+		return r;
+	return sfs_lookup_created(fs, parent, name, opaque, out, st);
+}
+
+struct make_args {
+	mode_t mode;
+	dev_t rdev;
+	const char *target;
+};
+
+static int make_node(int dirfd, const char *name, void *arg)
+{
+	struct make_args *a = arg;
+	return mknodat(dirfd, name, a->mode, a->rdev) ? -errno : 0;
+}
+
+static int make_dir(int dirfd, const char *name, void *arg)
+{
+	struct make_args *a = arg;
+	return mkdirat(dirfd, name, a->mode) ? -errno : 0;
+}
+
+static int make_symlink(int dirfd, const char *name, void *arg)
+{
+	struct make_args *a = arg;
+	return symlinkat(a->target, dirfd, name) ? -errno : 0;
+}
+
+static void create_and_reply(fuse_req_t req, fuse_ino_t parent,
+			     const char *name, bool is_dir, sfs_make_fn make,
+			     struct make_args *a)
+{
+	struct sfs_node *n;
+	struct stat st;
+	int r = sfs_create_node(req, sfs_req_node(req, parent), name, is_dir,
+				make, a, &n, &st);
+	if (r < 0)
+		sfs_reply_err(req, r);
+	else
+		sfs_reply_entry(req, sfs_req_fs(req), n, &st);
+}
+
+void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, dev_t rdev)
+{
+	struct make_args a = { .mode = mode, .rdev = rdev };
+	create_and_reply(req, parent, name, false, make_node, &a);
+}
+
+void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode)
+{
+	struct make_args a = { .mode = mode };
+	create_and_reply(req, parent, name, true, make_dir, &a);
+}
+
+void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		    const char *name)
+{
+	struct make_args a = { .target = link };
+	create_and_reply(req, parent, name, false, make_symlink, &a);
+}
+
+static int make_link(int dirfd, const char *name, void *arg)
+{
+	char p[40];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", *(int *)arg);
+	return linkat(AT_FDCWD, p, dirfd, name, AT_SYMLINK_FOLLOW) ? -errno : 0;
+}
+
+static int do_link(fuse_req_t req, struct sfs_node *n,
+		   struct sfs_node *newparent, const char *newname,
+		   struct stat *st)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	if (S_ISDIR(n->type))
+		return -EPERM;
+	if (fs->read_only)
+		return -EROFS;
+	/* A shared-only source gets a local copy first (metadata only when
+	 * allowed), so both names are one local inode. */
+	int r = sfs_copyup(fs, n, SFS_COPY_META);
+	if (r == 0)
+		r = sfs_copyup(fs, newparent, SFS_COPY_META);
+	if (r < 0)
+		return r;
+	int fd = sfs_node_upper(n);
+	int dirfd = sfs_node_upper(newparent);
+	r = make_link(dirfd, newname, &fd);
+	if (r == -EEXIST && upper_is_whiteout(dirfd, newname))
+		r = create_over_whiteout(fs, dirfd, newname, false, make_link,
+					 &fd);
+	if (r < 0)
+		return r;
+	sfs_node_lookup_inc(fs->table, n);
+	r = sfs_node_getattr(fs, n, st);
+	if (r < 0)
+		sfs_node_forget(fs->table, n, 1);
+	return r;
+}
+
+void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		 const char *newname)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	struct stat st;
+	int r = do_link(req, n, sfs_req_node(req, newparent), newname, &st);
+	if (r < 0)
+		sfs_reply_err(req, r);
+	else
+		sfs_reply_entry(req, sfs_req_fs(req), n, &st);
+}
+
+/* Remove parent/name from the merged view.  `n` is the visible node. */
+static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
+		       const char *name, struct sfs_node *n)
+{
+	bool is_dir = S_ISDIR(n->type);
+	int below = sfs_lower_visible(fs, parent, name);
+	if (below < 0)
+		return below;
+	int r = 0;
+	if (is_dir) {
+		r = sfs_dir_check_empty(fs, n);
+		if (r == 0 && sfs_node_upper(n) >= 0)
+			r = sfs_clear_whiteouts(sfs_node_upper(n));
+		if (r < 0)
+			return r;
+	}
+	if (below) {
+		r = sfs_copyup(fs, parent, SFS_COPY_META);
+		if (r < 0)
+			return r;
+	}
+	int dirfd = sfs_node_upper(parent);
+	bool local = sfs_node_upper(n) >= 0;
+	if (local && !below)
+		return unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno
+									: 0;
+	if (!local)
+		return sfs_whiteout_create(&fs->layers, dirfd, name);
+	char tmp[32];
+	sfs_tmp_name(fs, tmp);
+	return sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
+}
+
+static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      bool want_dir)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *p = sfs_req_node(req, parent);
+	struct sfs_node *n;
+	struct stat st;
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* A purely local directory (a venv) needs no layer logic: one
+	 * syscall.  ENOTEMPTY may only mean leftover whiteouts inside a
+	 * directory that was moved here; the full path below sorts it. */
+	int dirfd = sfs_node_upper(p);
+	if (dirfd >= 0 && !(p->lowerdirs && p->lowerdirs->len)) {
+		int e = unlinkat(dirfd, name, want_dir ? AT_REMOVEDIR : 0)
+				? errno
+				: 0;
+		if (e != ENOTEMPTY) {
+			fuse_reply_err(req, e);
+			return;
+		}
+	}
+	g_rec_mutex_lock(&fs->ns_lock);
+	int r = sfs_lookup(fs, p, name, &n, &st);
+	if (r == 0) {
+		if (want_dir && !S_ISDIR(n->type))
+			r = -ENOTDIR;
+		else if (!want_dir && S_ISDIR(n->type))
+			r = -EISDIR;
+		else
+			r = remove_name(fs, p, name, n);
+		sfs_node_forget(fs->table, n, 1);
+	}
+	g_rec_mutex_unlock(&fs->ns_lock);
+	fuse_reply_err(req, -r);
+}
+
+void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_op(req, parent, name, false);
+}
+
+void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_op(req, parent, name, true);
+}

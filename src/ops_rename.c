@@ -1,0 +1,173 @@
+/* ops_rename.c - rename(2) and renameat2() across layers.
+ *
+ * Everything moved is first made local: a file by (metadata-only)
+ * copy-up, a directory with shared content by copying up its whole
+ * visible tree and marking it opaque — no EXDEV, no redirects to follow
+ * later.  A name left behind that still has something below it gets a
+ * whiteout atomically (RENAME_WHITEOUT where the local filesystem has it).
+ * A directory arriving where a shared directory of that name exists is
+ * marked opaque so the two never merge.
+ */
+#include "config.h"
+
+#include "copyup.h"
+#include "lookup.h"
+#include "ops.h"
+#include "readdir.h"
+#include "whiteout.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+struct rename_end {
+	struct sfs_node *parent;
+	const char *name;
+	struct sfs_node *node; /* NULL if the name does not exist */
+	int below;             /* something visible below in a shared layer */
+};
+
+static int end_lookup(struct sfs_fs *fs, struct rename_end *e)
+{
+	struct stat st;
+	e->node = NULL;
+	int r = sfs_lookup(fs, e->parent, e->name, &e->node, &st);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	e->below = sfs_lower_visible(fs, e->parent, e->name);
+	return e->below < 0 ? e->below : 0;
+}
+
+/* Make the moving object local. */
+static int localize(struct sfs_fs *fs, struct sfs_node *n)
+{
+	if (S_ISDIR(n->type) && sfs_node_has_lower(n))
+		return sfs_copyup_tree(fs, n);
+	return sfs_copyup(fs, n, SFS_COPY_META);
+}
+
+/* A directory arriving at a name with a shared directory below. */
+static int shield(struct sfs_fs *fs, struct sfs_node *n, int below)
+{
+	if (!S_ISDIR(n->type) || !below || g_atomic_int_get(&n->opaque))
+		return 0;
+	int r = sfs_set_opaque(&fs->layers, sfs_node_upper(n));
+	if (r == 0)
+		g_atomic_int_set(&n->opaque, 1);
+	return r;
+}
+
+static bool is_whiteout_at(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       sfs_is_whiteout_stat(&st);
+}
+
+static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
+			  struct rename_end *dst, unsigned int flags)
+{
+	if (!dst->node)
+		return 0;
+	if (flags & RENAME_NOREPLACE)
+		return -EEXIST;
+	if (flags & RENAME_EXCHANGE)
+		return 0;
+	if (S_ISDIR(src->node->type) != S_ISDIR(dst->node->type))
+		return S_ISDIR(src->node->type) ? -ENOTDIR : -EISDIR;
+	if (!S_ISDIR(dst->node->type))
+		return 0;
+	int r = sfs_dir_check_empty(fs, dst->node);
+	if (r == 0 && sfs_node_upper(dst->node) >= 0)
+		r = sfs_clear_whiteouts(sfs_node_upper(dst->node));
+	return r;
+}
+
+/* Move src to dst in the local layer; leave a whiteout at src if needed. */
+static int move(struct sfs_fs *fs, struct rename_end *src,
+		struct rename_end *dst, unsigned int flags)
+{
+	int sfd = sfs_node_upper(src->parent);
+	int dfd = sfs_node_upper(dst->parent);
+	if (flags & RENAME_EXCHANGE)
+		return renameat2(sfd, src->name, dfd, dst->name, flags) ? -errno
+									 : 0;
+	bool onto_whiteout = !dst->node && is_whiteout_at(dfd, dst->name);
+	if (onto_whiteout && S_ISDIR(src->node->type)) {
+		/* rename() cannot put a directory over a char device:
+		 * exchange them, then keep or drop the whiteout at src. */
+		if (renameat2(sfd, src->name, dfd, dst->name, RENAME_EXCHANGE))
+			return -errno;
+		return src->below ? 0 : (unlinkat(sfd, src->name, 0) ? -errno : 0);
+	}
+	if (src->below && fs->layers.rename_whiteout)
+		return renameat2(sfd, src->name, dfd, dst->name,
+				 RENAME_WHITEOUT | (flags & RENAME_NOREPLACE))
+			       ? -errno
+			       : 0;
+	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
+	if (renameat2(sfd, src->name, dfd, dst->name, keep) != 0)
+		return -errno;
+	if (src->below)
+		return sfs_whiteout_create(&fs->layers, sfd, src->name);
+	return 0;
+}
+
+static int do_rename(struct sfs_fs *fs, struct rename_end *src,
+		     struct rename_end *dst, unsigned int flags)
+{
+	if (fs->read_only)
+		return -EROFS;
+	int r = end_lookup(fs, src);
+	if (r == 0 && !src->node)
+		r = -ENOENT;
+	if (r == 0)
+		r = end_lookup(fs, dst);
+	if (r == 0 && (flags & RENAME_EXCHANGE) && !dst->node)
+		r = -ENOENT;
+	if (r == 0 && src->node == dst->node)
+		return 0; /* same file: rename(2) does nothing */
+	if (r == 0)
+		r = prepare_target(fs, src, dst, flags);
+	if (r == 0)
+		r = localize(fs, src->node);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = localize(fs, dst->node);
+	if (r == 0)
+		r = sfs_copyup(fs, src->parent, SFS_COPY_META);
+	if (r == 0)
+		r = sfs_copyup(fs, dst->parent, SFS_COPY_META);
+	if (r == 0)
+		r = shield(fs, src->node, dst->below);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = shield(fs, dst->node, src->below);
+	if (r == 0)
+		r = move(fs, src, dst, flags);
+	if (r < 0)
+		return r;
+	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);
+	if (flags & RENAME_EXCHANGE)
+		sfs_node_set_name(fs->table, dst->node, src->parent, src->name);
+	return 0;
+}
+
+void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   fuse_ino_t newparent, const char *newname,
+		   unsigned int flags)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct rename_end src = { sfs_req_node(req, parent), name, NULL, 0 };
+	struct rename_end dst = { sfs_req_node(req, newparent), newname, NULL, 0 };
+	g_rec_mutex_lock(&fs->ns_lock);
+	int r = do_rename(fs, &src, &dst, flags);
+	g_rec_mutex_unlock(&fs->ns_lock);
+	if (src.node)
+		sfs_node_forget(fs->table, src.node, 1);
+	if (dst.node)
+		sfs_node_forget(fs->table, dst.node, 1);
+	fuse_reply_err(req, -r);
+}

@@ -1,0 +1,107 @@
+/* ops_xattr.c - extended attributes through the mount.
+ *
+ * The overlay's and scratchfs's own attributes are invisible: never
+ * listed, ENODATA on get, EPERM on set or remove.  Setting or removing
+ * anything copies the object up (metadata only) first. */
+#include "config.h"
+
+#include "copyup.h"
+#include "ops.h"
+#include "xattr.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+/* A symlink's own xattrs cannot be reached through an O_PATH fd without
+ * following it, so they are not offered. */
+static int check_node(struct sfs_node *n)
+{
+	return S_ISLNK(n->type) ? -EOPNOTSUPP : 0;
+}
+
+void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     size_t size)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	if (sfs_xattr_is_private(name) || S_ISLNK(n->type)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	g_autofree char *buf = size ? g_malloc(size) : NULL;
+	ssize_t r = sfs_getxattr_fd(sfs_node_fd(n), name, buf, size);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (size == 0)
+		fuse_reply_xattr(req, r);
+	else
+		fuse_reply_buf(req, buf, r);
+}
+
+/* Drop private names from a listxattr result, in place. */
+static size_t filter_list(char *buf, size_t len)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < len;) {
+		size_t l = strlen(buf + i) + 1;
+		if (!sfs_xattr_is_private(buf + i)) {
+			memmove(buf + out, buf + i, l);
+			out += l;
+		}
+		i += l;
+	}
+	return out;
+}
+
+void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	if (S_ISLNK(n->type)) {
+		size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0);
+		return;
+	}
+	/* The raw list is longer than the filtered one: fetch it whole. */
+	int fd = sfs_node_fd(n);
+	ssize_t len = sfs_listxattr_fd(fd, NULL, 0);
+	g_autofree char *buf = len > 0 ? g_malloc(len) : NULL;
+	if (len > 0)
+		len = sfs_listxattr_fd(fd, buf, len);
+	if (len < 0) {
+		fuse_reply_err(req, -len);
+		return;
+	}
+	size_t out = filter_list(buf, len);
+	if (size == 0)
+		fuse_reply_xattr(req, out);
+	else if (out > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, out);
+}
+
+static int prepare_change(fuse_req_t req, struct sfs_node *n,
+			  const char *name)
+{
+	if (sfs_xattr_is_private(name))
+		return -EPERM;
+	int r = check_node(n);
+	return r ? r : sfs_copyup(sfs_req_fs(req), n, SFS_COPY_META);
+}
+
+void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		     const char *value, size_t size, int flags)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	int r = prepare_change(req, n, name);
+	if (r == 0)
+		r = sfs_setxattr_fd(sfs_node_upper(n), name, value, size, flags);
+	fuse_reply_err(req, -r);
+}
+
+void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	int r = prepare_change(req, n, name);
+	if (r == 0)
+		r = sfs_removexattr_fd(sfs_node_upper(n), name);
+	fuse_reply_err(req, -r);
+}

@@ -1,0 +1,95 @@
+/* options.h - command line, -o mount options and /etc/scratchfs.conf,
+ * merged into one struct sfs_config.
+ *
+ * Precedence, lowest first: built-in defaults < [defaults] group of the
+ * config file < [MOUNTPOINT] group < command line.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#define SFS_DEFAULT_CONFIG SYSCONFDIR "/scratchfs.conf"
+#define SFS_DEFAULT_STATE_DIR LOCALSTATEDIR "/cache/scratchfs"
+
+/* Exit codes; documented in scratchfs(8) EXIT STATUS. */
+enum sfs_exit {
+	SFS_EXIT_OK = 0,
+	SFS_EXIT_USAGE = 1,      /* bad command line or -o option */
+	SFS_EXIT_CONFIG = 2,     /* config file unreadable or malformed */
+	SFS_EXIT_LAYER = 3,      /* a layer directory is missing or unsuitable */
+	SFS_EXIT_MOUNTPOINT = 4, /* mount point missing, busy, stale */
+	SFS_EXIT_MOUNT = 5,      /* the kernel refused the mount / FUSE failure */
+};
+
+/* GError domain: the error code is one of enum sfs_exit. */
+#define SFS_ERROR (sfs_error_quark())
+GQuark sfs_error_quark(void);
+
+enum sfs_action {
+	SFS_ACTION_MOUNT = 0,
+	SFS_ACTION_HELP,
+	SFS_ACTION_VERSION,
+};
+
+struct sfs_config {
+	enum sfs_action action;
+
+	char *mountpoint;    /* absolute path */
+	char *source;        /* positional SHARED, NULL if none */
+	char **lowerdirs;    /* NULL-terminated, absolute, leftmost on top */
+	char *upperdir;      /* absolute */
+	char *workdir;       /* absolute */
+	double timeout;      /* entry/attr cache seconds, default 1.0 */
+
+	bool foreground;     /* -f */
+	bool debug;          /* -d, implies foreground */
+	bool single_thread;  /* -s */
+	bool multithread;    /* -o multithread (the default loop is single) */
+	bool allow_other;    /* default: true when euid is 0 */
+	bool read_only;      /* -o ro */
+	bool writeback_cache;
+	bool metacopy;       /* default true: link/chmod/... copy metadata only */
+	char *fsname;        /* -o fsname=, default: the source or "scratchfs" */
+	char *config_file;   /* -c FILE or the default config path */
+	bool upper_is_default; /* upper/work came from the built-in default */
+
+	/* Generic mount flags seen in -o that libfuse also understands
+	 * (nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync,
+	 * noatime, nodiratime), comma-separated in the order given, or NULL.
+	 * scratchfs itself ignores them; main may append them to the FUSE
+	 * arguments.  Note mount.fuse3 adds "dev,suid" unless nodev/nosuid
+	 * were given. */
+	char *mount_flags;
+};
+
+/* Parse argv plus the config file into cfg. `default_config` (NULL:
+ * SFS_DEFAULT_CONFIG) and `state_dir` (NULL: sfs_default_state_dir())
+ * let unit tests point away from /etc and /var.  The config file is read
+ * only when the action is SFS_ACTION_MOUNT.  On error sets err (domain
+ * SFS_ERROR, code = exit code) with one line naming the problem, and
+ * leaves cfg cleared. */
+bool sfs_config_parse(int argc, char **argv, const char *default_config,
+		      const char *state_dir, struct sfs_config *cfg,
+		      GError **err);
+
+/* Check the directories: existence, same filesystem for upper/work,
+ * nesting rules, mount point state. Creates the built-in default
+ * upper/work (0700) when cfg->upper_is_default.  On success the layer
+ * paths in cfg are replaced by their realpath(3). */
+bool sfs_config_validate(struct sfs_config *cfg, GError **err);
+
+void sfs_config_clear(struct sfs_config *cfg);
+
+/* Text for --help (lists every option). */
+void sfs_print_help(FILE *out, const char *progname);
+
+/* Where the built-in upper/work live: SFS_DEFAULT_STATE_DIR as root,
+ * otherwise $XDG_CACHE_HOME/scratchfs or ~/.cache/scratchfs.  The string
+ * is owned by options.c and stays valid until the next call. */
+const char *sfs_default_state_dir(void);
+
+/* A path as `systemd-escape --path` writes it: /mnt/scratch -> mnt-scratch.
+ * The caller frees the result. */
+char *sfs_escape_path(const char *path);

@@ -1,0 +1,153 @@
+/* readdir.c - merged directory listings (see readdir.h). */
+#include "config.h"
+
+#include "readdir.h"
+#include "whiteout.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static void dirent_clear(gpointer p)
+{
+	g_free(((struct sfs_dirent *)p)->name);
+}
+
+/* d_ino for a name not looked up: the node's st_ino when the node is
+ * known, else the layer-tagged inode number (exact for shared files and
+ * for local files that never were copied up). */
+static uint64_t guess_ino(struct sfs_fs *fs, int layer, ino_t real)
+{
+	struct sfs_node *n = layer == 0
+				     ? sfs_table_find_upper(fs->table, real, false)
+				     : sfs_table_find_ino(fs->table,
+							  sfs_make_ino(layer, real),
+							  false);
+	return n ? n->ino : sfs_make_ino(layer, real);
+}
+
+static bool is_hidden_entry(int dfd, struct dirent *de, GHashTable *seen)
+{
+	if (sfs_is_wh_name(de->d_name)) {
+		char *target = g_strdup(de->d_name + strlen(SFS_WH_PREFIX));
+		g_hash_table_add(seen, target);
+		return true;
+	}
+	if (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) {
+		struct stat st;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    sfs_is_whiteout_stat(&st))
+			return true;
+	}
+	return false;
+}
+
+/* Add the entries of one layer's directory not hidden by the ones above. */
+static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
+		      GHashTable *seen, GArray *out)
+{
+	int fd = sfs_reopen(opath_fd, O_RDONLY | O_DIRECTORY | O_NOATIME);
+	if (fd < 0)
+		return fd;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* Names first seen in this layer hide lower ones only after the
+	 * whole layer is read: collect, then merge into `seen`. */
+	g_autoptr(GPtrArray) added = g_ptr_array_new();
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (g_hash_table_contains(seen, de->d_name))
+			continue;
+		char *name = g_strdup(de->d_name);
+		g_ptr_array_add(added, name);
+		if (is_hidden_entry(dirfd(d), de, seen))
+			continue;
+		struct sfs_dirent e = {
+			.name = g_strdup(de->d_name),
+			.ino = guess_ino(fs, layer, de->d_ino),
+			.type = de->d_type,
+		};
+		g_array_append_val(out, e);
+	}
+	int r = errno ? -errno : 0;
+	closedir(d);
+	for (guint i = 0; i < added->len; i++)
+		g_hash_table_add(seen, added->pdata[i]);
+	return r;
+}
+
+static int merge(struct sfs_fs *fs, struct sfs_node *n, GArray *out)
+{
+	g_autoptr(GHashTable) seen =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	int r = 0;
+	int upper = sfs_node_upper(n);
+	if (upper >= 0)
+		r = scan_layer(fs, upper, 0, seen, out);
+	if (r < 0 || !n->lowerdirs || g_atomic_int_get(&n->opaque))
+		return r;
+	for (guint i = 0; i < n->lowerdirs->len && r == 0; i++) {
+		struct sfs_lowerdir *ld =
+			&g_array_index(n->lowerdirs, struct sfs_lowerdir, i);
+		r = scan_layer(fs, ld->fd, ld->layer, seen, out);
+	}
+	return r;
+}
+
+static GArray *entries_new(void)
+{
+	GArray *a = g_array_new(FALSE, FALSE, sizeof(struct sfs_dirent));
+	g_array_set_clear_func(a, dirent_clear);
+	return a;
+}
+
+int sfs_dir_snapshot(struct sfs_fs *fs, struct sfs_node *n,
+		     struct sfs_dir *d)
+{
+	d->node = n;
+	d->entries = entries_new();
+	struct sfs_dirent dot = { g_strdup("."), n->ino, DT_DIR };
+	struct sfs_dirent dotdot = { g_strdup(".."), 0, DT_DIR };
+	g_array_append_val(d->entries, dot);
+	g_array_append_val(d->entries, dotdot);
+	int r = merge(fs, n, d->entries);
+	if (r < 0)
+		sfs_dir_clear(d);
+	return r;
+}
+
+void sfs_dir_clear(struct sfs_dir *d)
+{
+	if (d->entries)
+		g_array_free(d->entries, TRUE);
+	d->entries = NULL;
+}
+
+int sfs_dir_names(struct sfs_fs *fs, struct sfs_node *n, GPtrArray **out)
+{
+	g_autoptr(GArray) entries = entries_new();
+	*out = g_ptr_array_new_with_free_func(g_free);
+	int r = merge(fs, n, entries);
+	for (guint i = 0; r == 0 && i < entries->len; i++) {
+		struct sfs_dirent *e = &g_array_index(entries, struct sfs_dirent, i);
+		g_ptr_array_add(*out, g_steal_pointer(&e->name));
+	}
+	return r;
+}
+
+int sfs_dir_check_empty(struct sfs_fs *fs, struct sfs_node *n)
+{
+	g_autoptr(GArray) entries = entries_new();
+	int r = merge(fs, n, entries);
+	if (r < 0)
+		return r;
+	return entries->len ? -ENOTEMPTY : 0;
+}

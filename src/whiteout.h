@@ -1,0 +1,49 @@
+/* whiteout.h - whiteouts and opaque directories, kernel overlayfs format.
+ *
+ * A whiteout is a char device 0/0 named like the hidden entry; where the
+ * local layer does not permit mknod, an empty file ".wh.NAME" is used.
+ * Both forms are read in every layer.  An opaque directory carries the
+ * overlay.opaque="y" xattr and hides everything below it.
+ */
+#pragma once
+
+#include "layers.h"
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#define SFS_WH_PREFIX ".wh."
+
+static inline bool sfs_is_whiteout_stat(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+static inline bool sfs_is_wh_name(const char *name)
+{
+	return name[0] == '.' && name[1] == 'w' && name[2] == 'h' &&
+	       name[3] == '.';
+}
+
+/* Does dirfd hold a ".wh.NAME" marker for name? */
+bool sfs_has_wh_file(int dirfd, const char *name);
+
+/* Create a whiteout for name in the local dir dirfd (name must not
+ * exist).  -errno on failure. */
+int sfs_whiteout_create(const struct sfs_layers *l, int dirfd,
+			const char *name);
+
+/* Replace an existing local entry dirfd/name with a whiteout, atomically
+ * (built in workdir, renamed over).  Directories must already be empty
+ * of anything but whiteouts. */
+int sfs_whiteout_replace(const struct sfs_layers *l, int dirfd,
+			 const char *name, bool is_dir, const char *tmpname);
+
+/* Remove a ".wh.NAME" marker if there is one (before creating NAME). */
+void sfs_wh_file_clear(int dirfd, const char *name);
+
+bool sfs_is_opaque(const struct sfs_layers *l, int dir_opath_fd);
+int sfs_set_opaque(const struct sfs_layers *l, int dir_opath_fd);
+
+/* Empty a local directory that holds only whiteouts (before rmdir). */
+int sfs_clear_whiteouts(int dir_opath_fd);
