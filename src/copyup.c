@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
+			 enum sfs_copy_mode mode);
+
 bool sfs_node_has_lower(const struct sfs_node *n)
 {
 	if (S_ISDIR(n->type))
@@ -173,6 +176,48 @@ static int build_object(struct sfs_fs *fs, struct sfs_node *n,
 	}
 }
 
+void sfs_index_name(const struct sfs_node *n, char buf[24])
+{
+	snprintf(buf, 24, "%016" PRIx64, n->ino);
+}
+
+/* Names hardlinked to each other in a shared layer must stay one file once
+ * copied up (kernel overlayfs "index=on"): the first copy is also linked
+ * as workdir/index/<st_ino>, and every other name links to it. */
+static int link_from_index(struct sfs_fs *fs, struct sfs_node *n)
+{
+	char idx[24];
+	sfs_index_name(n, idx);
+	int dirfd = sfs_node_upper(n->parent);
+	if (linkat(fs->layers.index_fd, idx, dirfd, n->name, 0) != 0)
+		return -errno;
+	int fd = openat(dirfd, n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat ust;
+	if (fd < 0 || fstatat(fd, "", &ust, AT_EMPTY_PATH) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	g_atomic_int_set(&n->metacopy,
+			 sfs_getxattr_fd(fd, fs->layers.xa.metacopy, NULL, 0) >= 0);
+	g_atomic_int_set(&n->indexed, 1);
+	sfs_table_set_upper(fs->table, n, fd, ust.st_ino);
+	return 0;
+}
+
+static void add_to_index(struct sfs_fs *fs, struct sfs_node *n, int obj)
+{
+	char idx[24], p[40];
+	sfs_index_name(n, idx);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", obj);
+	if (linkat(AT_FDCWD, p, fs->layers.index_fd, idx, AT_SYMLINK_FOLLOW) == 0)
+		g_atomic_int_set(&n->indexed, 1);
+	else
+		sfs_warn("%s: cannot index shared hardlink: %s", n->name,
+			 g_strerror(errno));
+}
+
 /* Copy up a node whose parent already has a local directory. */
 static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 		      enum sfs_copy_mode mode)
@@ -180,6 +225,12 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 	struct stat st;
 	if (fstatat(n->lower_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
+	bool shared_links = S_ISREG(st.st_mode) && st.st_nlink > 1;
+	if (shared_links) {
+		int r = link_from_index(fs, n);
+		if (r != -ENOENT)
+			return r < 0 ? r : copyup_locked(fs, n, mode);
+	}
 	char name[32];
 	sfs_tmp_name(fs, name);
 	int t = fs->layers.tmp_fd;
@@ -203,6 +254,8 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 	struct stat ust;
 	fstatat(obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	g_atomic_int_set(&n->metacopy, meta);
+	if (shared_links)
+		add_to_index(fs, n, obj);
 	sfs_table_set_upper(fs->table, n, obj, ust.st_ino);
 	sfs_debug("copied up %s (%s)", n->name, meta ? "metadata" : "full");
 	return 0;
@@ -298,4 +351,21 @@ int sfs_copyup_tree(struct sfs_fs *fs, struct sfs_node *dir)
 	}
 	g_rec_mutex_unlock(&fs->ns_lock);
 	return r;
+}
+
+int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
+		    const char *name, struct sfs_node *n)
+{
+	if (S_ISDIR(n->type))
+		return 0;
+	int dirfd = sfs_node_upper(parent);
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !sfs_is_whiteout_stat(&st))
+		return 0;
+	char p[40];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", sfs_node_upper(n));
+	if (linkat(AT_FDCWD, p, dirfd, name, AT_SYMLINK_FOLLOW) != 0)
+		return -errno;
+	return 0;
 }

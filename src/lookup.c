@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "lookup.h"
+#include "copyup.h"
 #include "log.h"
 #include "whiteout.h"
 #include "xattr.h"
@@ -120,6 +121,37 @@ int sfs_open_lowerdata(struct sfs_fs *fs, int upper_fd, int *layer)
 	return fd;
 }
 
+/* A shared file with several names, one of which was copied up before:
+ * this name shares that local inode (see copyup.c, index). */
+static void attach_index(struct sfs_fs *fs, struct sfs_node *n)
+{
+	char idx[24];
+	sfs_index_name(n, idx);
+	int fd = openat(fs->layers.index_fd, idx, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0) {
+		close(fd);
+		return;
+	}
+	n->upper_fd = fd;
+	n->upper_real_ino = st.st_ino;
+	n->indexed = 1;
+	n->metacopy = sfs_getxattr_fd(fd, fs->layers.xa.metacopy, NULL, 0) >= 0;
+}
+
+/* Is this copied-up local file also linked from the index? */
+static bool in_index(struct sfs_fs *fs, uint64_t ino, const struct stat *ust)
+{
+	struct sfs_node probe = { .ino = ino };
+	char idx[24];
+	sfs_index_name(&probe, idx);
+	struct stat st;
+	return fstatat(fs->layers.index_fd, idx, &st, 0) == 0 &&
+	       st.st_ino == ust->st_ino && st.st_dev == ust->st_dev;
+}
+
 /* A local object not yet in the table: find its identity, and what it
  * merges with below. */
 static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
@@ -130,8 +162,9 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	if (ufd < 0)
 		return ufd;
 	uint64_t ino;
-	if (!sfs_getxattr_u64(sfs_node_upper(parent), name, fs->layers.xa.ino,
-			      &ino))
+	bool copied = sfs_getxattr_u64(sfs_node_upper(parent), name,
+				       fs->layers.xa.ino, &ino);
+	if (!copied)
 		ino = sfs_make_ino(0, ust->st_ino);
 	struct sfs_node *n = sfs_table_find_ino(fs->table, ino, true);
 	if (n) {
@@ -162,6 +195,8 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	n->upper_real_ino = ust->st_ino;
 	n->opaque = opaque;
 	n->metacopy = meta;
+	n->indexed = copied && S_ISREG(ust->st_mode) && ust->st_nlink > 1 &&
+		     in_index(fs, ino, ust);
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -208,6 +243,8 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 			}
 		}
 		n = sfs_node_new(ino, st.st_mode, -1, fd, pd->layer, dirs);
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+			attach_index(fs, n);
 		*out = sfs_table_insert(fs->table, n, parent, name);
 		return 0;
 	}
@@ -262,6 +299,17 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 	if (fstatat(sfs_node_fd(n), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	st->st_ino = n->ino;
+	if (g_atomic_int_get(&n->indexed)) {
+		/* The index link is not a name; shared names that were never
+		 * copied up are (an estimate: the larger of the two counts). */
+		struct stat lst;
+		nlink_t local = st->st_nlink > 1 ? st->st_nlink - 1 : 1;
+		st->st_nlink = local;
+		if (n->lower_fd >= 0 &&
+		    fstatat(n->lower_fd, "", &lst, AT_EMPTY_PATH) == 0 &&
+		    lst.st_nlink > local)
+			st->st_nlink = lst.st_nlink;
+	}
 	if (g_atomic_int_get(&n->metacopy) && n->lower_fd >= 0) {
 		/* Data, and so size, still come from the shared file. */
 		struct stat lst;

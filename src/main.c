@@ -14,6 +14,7 @@
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int fail(GError *err)
@@ -60,11 +61,31 @@ static int serve(struct fuse_session *se, const struct sfs_config *cfg)
 	return r;
 }
 
+/* Every node the kernel remembers holds an O_PATH fd: lift the limit as
+ * far as the kernel lets us (root may go past the hard limit, up to
+ * fs.nr_open). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	g_autofree char *txt = NULL;
+	rlim_t want = rl.rlim_max;
+	if (g_file_get_contents("/proc/sys/fs/nr_open", &txt, NULL, NULL))
+		want = MAX(want, (rlim_t)g_ascii_strtoull(txt, NULL, 10));
+	struct rlimit up = { want, want };
+	if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int run(struct sfs_config *cfg)
 {
 	GError *err = NULL;
 	struct sfs_fs fs;
 	sfs_log_init(false, cfg->debug);
+	raise_fd_limit();
 	if (!sfs_fs_init(&fs, cfg, &err)) {
 		sfs_fs_destroy(&fs);
 		return fail(err);

@@ -59,6 +59,7 @@ struct sfs_node {
 	char *name;
 	gint metacopy;         /* atomic: local copy holds metadata only */
 	gint opaque;           /* atomic: directory hides the layers below */
+	gint indexed;          /* atomic: local inode also linked in index/ */
 
 	/* Page-cache validity: mtime/size seen at the last open. */
 	GMutex cache_lock;

@@ -38,12 +38,14 @@ static int end_lookup(struct sfs_fs *fs, struct rename_end *e)
 	return e->below < 0 ? e->below : 0;
 }
 
-/* Make the moving object local. */
-static int localize(struct sfs_fs *fs, struct sfs_node *n)
+/* Make the moving object, and its name, local. */
+static int localize(struct sfs_fs *fs, struct rename_end *e)
 {
+	struct sfs_node *n = e->node;
 	if (S_ISDIR(n->type) && sfs_node_has_lower(n))
 		return sfs_copyup_tree(fs, n);
-	return sfs_copyup(fs, n, SFS_COPY_META);
+	int r = sfs_copyup(fs, n, SFS_COPY_META);
+	return r ? r : sfs_copyup_name(fs, e->parent, e->name, n);
 }
 
 /* A directory arriving at a name with a shared directory below. */
@@ -130,13 +132,13 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 	if (r == 0)
 		r = prepare_target(fs, src, dst, flags);
 	if (r == 0)
-		r = localize(fs, src->node);
-	if (r == 0 && (flags & RENAME_EXCHANGE))
-		r = localize(fs, dst->node);
-	if (r == 0)
 		r = sfs_copyup(fs, src->parent, SFS_COPY_META);
 	if (r == 0)
 		r = sfs_copyup(fs, dst->parent, SFS_COPY_META);
+	if (r == 0)
+		r = localize(fs, src);
+	if (r == 0 && (flags & RENAME_EXCHANGE))
+		r = localize(fs, dst);
 	if (r == 0)
 		r = shield(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))

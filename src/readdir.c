@@ -115,7 +115,11 @@ int sfs_dir_snapshot(struct sfs_fs *fs, struct sfs_node *n,
 	d->node = n;
 	d->entries = entries_new();
 	struct sfs_dirent dot = { g_strdup("."), n->ino, DT_DIR };
-	struct sfs_dirent dotdot = { g_strdup(".."), 0, DT_DIR };
+	/* d_ino 0 would make readdir(3) skip the entry. */
+	g_rec_mutex_lock(&fs->ns_lock); /* parent changes only under it */
+	uint64_t up = n->parent ? n->parent->ino : n->ino;
+	g_rec_mutex_unlock(&fs->ns_lock);
+	struct sfs_dirent dotdot = { g_strdup(".."), up, DT_DIR };
 	g_array_append_val(d->entries, dot);
 	g_array_append_val(d->entries, dotdot);
 	int r = merge(fs, n, d->entries);
