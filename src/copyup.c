@@ -5,6 +5,7 @@
 #include "copyup.h"
 #include "log.h"
 #include "lookup.h"
+#include "objref.h"
 #include "readdir.h"
 #include "whiteout.h"
 #include "xattr.h"
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
@@ -26,7 +28,7 @@ bool sfs_node_has_lower(const struct sfs_node *n)
 {
 	if (S_ISDIR(n->type))
 		return n->lowerdirs && n->lowerdirs->len;
-	return n->lower_fd >= 0;
+	return sfs_obj_valid(&n->lower);
 }
 
 /* Copy `size` bytes: reflink where the filesystem can (the refusal is
@@ -73,10 +75,10 @@ static int copy_data(struct sfs_layers *l, int src, int dst, off_t size)
 	return 0;
 }
 
-static int copy_file_contents(struct sfs_fs *fs, int lower_opath, int dst,
-			      off_t size)
+static int copy_file_contents(struct sfs_fs *fs, const struct sfs_obj *low,
+			      int dst, off_t size)
 {
-	int src = sfs_reopen(lower_opath, O_RDONLY | O_NOATIME);
+	int src = sfs_obj_open(&fs->layers, low, O_RDONLY | O_NOATIME);
 	if (src < 0)
 		return src;
 	int r = copy_data(&fs->layers, src, dst, size);
@@ -87,13 +89,13 @@ static int copy_file_contents(struct sfs_fs *fs, int lower_opath, int dst,
 }
 
 /* Owner, mode, times and xattrs of st onto tmp/name. */
-static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n,
+static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 		      const struct stat *st, const char *name, int obj)
 {
 	int t = fs->layers.tmp_fd;
 	int r = 0;
 	if (!S_ISLNK(st->st_mode)) {
-		r = sfs_copy_xattrs(n->lower_fd, obj);
+		r = sfs_copy_xattrs(lfd, obj);
 		if (r < 0)
 			return r;
 	}
@@ -113,12 +115,13 @@ static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n,
 	return 0;
 }
 
-static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int obj)
+static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int lfd,
+			 int obj)
 {
-	g_autofree char *rel = sfs_lower_path(fs, n->lower_fd, n->lower_layer);
+	g_autofree char *rel = sfs_lower_path(fs, lfd, n->lower.layer);
 	if (!rel)
 		return -EIO;
-	g_autofree char *val = g_strdup_printf("%d:%s", n->lower_layer, rel);
+	g_autofree char *val = g_strdup_printf("%d:%s", n->lower.layer, rel);
 	int r = sfs_setxattr_fd(obj, fs->layers.xa.lowerdata, val, strlen(val), 0);
 	if (r == 0)
 		r = sfs_setxattr_fd(obj, fs->layers.xa.metacopy, "", 0, 0);
@@ -126,7 +129,7 @@ static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int obj)
 }
 
 /* Build the regular file in workdir; *meta says whether data was left. */
-static int build_file(struct sfs_fs *fs, struct sfs_node *n,
+static int build_file(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 		      const struct stat *st, const char *name,
 		      enum sfs_copy_mode mode, bool *meta)
 {
@@ -141,15 +144,15 @@ static int build_file(struct sfs_fs *fs, struct sfs_node *n,
 		if (ftruncate(fd, st->st_size) != 0)
 			r = -errno;
 		if (r == 0)
-			r = set_lowerdata(fs, n, fd);
+			r = set_lowerdata(fs, n, lfd, fd);
 	} else if (mode != SFS_COPY_EMPTY) {
-		r = copy_file_contents(fs, n->lower_fd, fd, st->st_size);
+		r = copy_file_contents(fs, &n->lower, fd, st->st_size);
 	}
 	close(fd);
 	return r;
 }
 
-static int build_object(struct sfs_fs *fs, struct sfs_node *n,
+static int build_object(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 			const struct stat *st, const char *name,
 			enum sfs_copy_mode mode, bool *meta)
 {
@@ -157,12 +160,12 @@ static int build_object(struct sfs_fs *fs, struct sfs_node *n,
 	*meta = false;
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG:
-		return build_file(fs, n, st, name, mode, meta);
+		return build_file(fs, n, lfd, st, name, mode, meta);
 	case S_IFDIR:
 		return mkdirat(t, name, 0700) ? -errno : 0;
 	case S_IFLNK: {
 		char target[PATH_MAX];
-		ssize_t len = readlinkat(n->lower_fd, "", target,
+		ssize_t len = readlinkat(lfd, "", target,
 					 sizeof(target) - 1);
 		if (len < 0)
 			return -errno;
@@ -191,18 +194,18 @@ static int link_from_index(struct sfs_fs *fs, struct sfs_node *n)
 	int dirfd = sfs_node_upper(n->parent);
 	if (linkat(fs->layers.index_fd, idx, dirfd, n->name, 0) != 0)
 		return -errno;
-	int fd = openat(dirfd, n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	struct stat ust;
-	if (fd < 0 || fstatat(fd, "", &ust, AT_EMPTY_PATH) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
+	struct sfs_obj up;
+	if (fstatat(dirfd, n->name, &ust, AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	int r = sfs_obj_at(&fs->layers, dirfd, n->name, 0, false, &up);
+	if (r < 0)
+		return r;
 	g_atomic_int_set(&n->metacopy,
-			 sfs_getxattr_fd(fd, fs->layers.xa.metacopy, NULL, 0) >= 0);
+			 sfs_getxattr_at(dirfd, n->name, fs->layers.xa.metacopy,
+					 NULL, 0) >= 0);
 	g_atomic_int_set(&n->indexed, 1);
-	sfs_table_set_upper(fs->table, n, fd, ust.st_ino);
+	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);
 	return 0;
 }
 
@@ -222,8 +225,11 @@ static void add_to_index(struct sfs_fs *fs, struct sfs_node *n, int obj)
 static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 		      enum sfs_copy_mode mode)
 {
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
 	struct stat st;
-	if (fstatat(n->lower_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+	if (low.fd < 0)
+		return low.fd;
+	if (fstatat(low.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	bool shared_links = S_ISREG(st.st_mode) && st.st_nlink > 1;
 	if (shared_links) {
@@ -235,11 +241,11 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 	sfs_tmp_name(fs, name);
 	int t = fs->layers.tmp_fd;
 	bool meta;
-	int r = build_object(fs, n, &st, name, mode, &meta);
+	int r = build_object(fs, n, low.fd, &st, name, mode, &meta);
 	int obj = -1;
 	if (r == 0) {
 		obj = openat(t, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		r = obj < 0 ? -errno : copy_attrs(fs, n, &st, name, obj);
+		r = obj < 0 ? -errno : copy_attrs(fs, n, low.fd, &st, name, obj);
 	}
 	if (r == 0 &&
 	    renameat2(t, name, sfs_node_upper(n->parent), n->name,
@@ -256,7 +262,9 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 	g_atomic_int_set(&n->metacopy, meta);
 	if (shared_links)
 		add_to_index(fs, n, obj);
-	sfs_table_set_upper(fs->table, n, obj, ust.st_ino);
+	struct sfs_obj up;
+	sfs_obj_from_fd(&fs->layers, obj, 0, S_ISDIR(st.st_mode), &up);
+	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);
 	sfs_debug("copied up %s (%s)", n->name, meta ? "metadata" : "full");
 	return 0;
 }
@@ -265,37 +273,38 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 		     enum sfs_copy_mode mode)
 {
-	int upper = sfs_node_upper(n);
-	int fd = sfs_reopen(upper, O_WRONLY);
+	int fd = sfs_obj_open(&fs->layers, &n->upper, O_WRONLY);
 	if (fd < 0)
 		return fd;
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
 	struct stat lst;
-	int r = 0;
-	if (fstatat(n->lower_fd, "", &lst, AT_EMPTY_PATH) != 0)
+	int r = low.fd < 0 ? low.fd : 0;
+	if (r == 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) != 0)
 		r = -errno;
 	if (r == 0 && ftruncate(fd, mode == SFS_COPY_EMPTY ? 0 : lst.st_size))
 		r = -errno;
 	if (r == 0 && mode != SFS_COPY_EMPTY)
-		r = copy_file_contents(fs, n->lower_fd, fd, lst.st_size);
-	close(fd);
-	if (r == 0)
-		r = sfs_removexattr_fd(upper, fs->layers.xa.metacopy);
+		r = copy_file_contents(fs, &n->lower, fd, lst.st_size);
+	/* The commit point: from here on the local data is the data. */
+	if (r == 0 && fremovexattr(fd, fs->layers.xa.metacopy) != 0)
+		r = -errno;
 	if (r == 0) {
-		sfs_removexattr_fd(upper, fs->layers.xa.lowerdata);
+		fremovexattr(fd, fs->layers.xa.lowerdata);
 		g_atomic_int_set(&n->metacopy, 0);
 	}
+	close(fd);
 	return r;
 }
 
 static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 			 enum sfs_copy_mode mode)
 {
-	if (sfs_node_upper(n) >= 0) {
+	if (sfs_node_has_upper(n)) {
 		if (mode != SFS_COPY_META && g_atomic_int_get(&n->metacopy))
 			return fill_data(fs, n, mode);
 		return 0;
 	}
-	if (!n->parent || n->lower_fd < 0)
+	if (!n->parent || !sfs_obj_valid(&n->lower))
 		return -EIO;
 	int r = copyup_locked(fs, n->parent, SFS_COPY_META);
 	if (r < 0)
@@ -307,7 +316,7 @@ static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 
 int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode)
 {
-	if (sfs_node_upper(n) >= 0 &&
+	if (sfs_node_has_upper(n) &&
 	    (mode == SFS_COPY_META || !g_atomic_int_get(&n->metacopy)))
 		return 0; /* the common case, without the lock */
 	if (fs->read_only)
@@ -363,9 +372,5 @@ int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    !sfs_is_whiteout_stat(&st))
 		return 0;
-	char p[40];
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", sfs_node_upper(n));
-	if (linkat(AT_FDCWD, p, dirfd, name, AT_SYMLINK_FOLLOW) != 0)
-		return -errno;
-	return 0;
+	return sfs_link_obj(&fs->layers, &n->upper, dirfd, name);
 }

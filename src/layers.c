@@ -10,6 +10,7 @@
 
 #include "layers.h"
 #include "log.h"
+#include "objref.h"
 #include "options.h"
 
 #include <dirent.h>
@@ -40,6 +41,7 @@ static bool open_layer(struct sfs_layer *ly, const char *path, int index,
 		return false;
 	}
 	ly->dev = st.st_dev;
+	sfs_layer_probe_handles(ly);
 	return true;
 }
 
@@ -168,13 +170,14 @@ bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
 		     GError **err)
 {
 	memset(l, 0, sizeof(*l));
-	l->upper.fd = l->work_fd = l->tmp_fd = l->index_fd = -1;
+	l->upper.fd = l->upper.mount_fd = -1;
+	l->work_fd = l->tmp_fd = l->index_fd = -1;
 	if (!open_layer(&l->upper, cfg->upperdir, 0, err))
 		return false;
 	l->nlower = g_strv_length(cfg->lowerdirs);
 	l->lower = g_new0(struct sfs_layer, l->nlower);
 	for (int i = 0; i < l->nlower; i++)
-		l->lower[i].fd = -1;
+		l->lower[i].fd = l->lower[i].mount_fd = -1;
 	for (int i = 0; i < l->nlower; i++)
 		if (!open_layer(&l->lower[i], cfg->lowerdirs[i], i + 1, err))
 			return false;
@@ -196,9 +199,11 @@ static void close_fd(int *fd)
 void sfs_layers_close(struct sfs_layers *l)
 {
 	close_fd(&l->upper.fd);
+	close_fd(&l->upper.mount_fd);
 	g_free(l->upper.path);
 	for (int i = 0; i < l->nlower; i++) {
 		close_fd(&l->lower[i].fd);
+		close_fd(&l->lower[i].mount_fd);
 		g_free(l->lower[i].path);
 	}
 	g_free(l->lower);

@@ -14,6 +14,8 @@ struct sfs_layer {
 	char *path;
 	dev_t dev;
 	int index;
+	int mount_fd;  /* O_RDONLY on the root: open_by_handle_at() wants one */
+	bool handles;  /* objects can be kept as file handles */
 };
 
 /* Names of the private xattrs: trusted.* as root, user.* otherwise

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "lookup.h"
+#include "objref.h"
 #include "copyup.h"
 #include "log.h"
 #include "whiteout.h"
@@ -100,10 +101,11 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 	return g_strdup(buf[rl] ? buf + rl : "/");
 }
 
-int sfs_open_lowerdata(struct sfs_fs *fs, int upper_fd, int *layer)
+int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
+		      struct sfs_obj *o)
 {
 	char buf[PATH_MAX + 16];
-	ssize_t n = sfs_getxattr_fd(upper_fd, fs->layers.xa.lowerdata, buf,
+	ssize_t n = sfs_getxattr_at(dirfd, name, fs->layers.xa.lowerdata, buf,
 				    sizeof(buf) - 1);
 	if (n <= 0)
 		return n < 0 ? (int)n : -EIO;
@@ -113,12 +115,13 @@ int sfs_open_lowerdata(struct sfs_fs *fs, int upper_fd, int *layer)
 	if (!colon || colon[1] != '/' || l < 1 || l > fs->layers.nlower)
 		return -EIO;
 	const char *rel = colon[2] ? colon + 2 : ".";
-	int fd = openat(fs->layers.lower[l - 1].fd, rel,
-			O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	*layer = l;
-	return fd;
+	return sfs_obj_at(&fs->layers, fs->layers.lower[l - 1].fd, rel, l,
+			  false, o);
+}
+
+static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
+{
+	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
 }
 
 /* A shared file with several names, one of which was copied up before:
@@ -127,18 +130,15 @@ static void attach_index(struct sfs_fs *fs, struct sfs_node *n)
 {
 	char idx[24];
 	sfs_index_name(n, idx);
-	int fd = openat(fs->layers.index_fd, idx, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int ifd = fs->layers.index_fd;
 	struct stat st;
-	if (fd < 0)
+	if (fstatat(ifd, idx, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    sfs_obj_at(&fs->layers, ifd, idx, 0, false, &n->upper) != 0)
 		return;
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0) {
-		close(fd);
-		return;
-	}
-	n->upper_fd = fd;
+	n->has_upper = 1;
 	n->upper_real_ino = st.st_ino;
 	n->indexed = 1;
-	n->metacopy = sfs_getxattr_fd(fd, fs->layers.xa.metacopy, NULL, 0) >= 0;
+	n->metacopy = is_metacopy_at(fs, ifd, idx);
 }
 
 /* Is this copied-up local file also linked from the index? */
@@ -152,51 +152,105 @@ static bool in_index(struct sfs_fs *fs, uint64_t ino, const struct stat *ust)
 	       st.st_ino == ust->st_ino && st.st_dev == ust->st_dev;
 }
 
+/* What a local directory merges with below. */
+static int upper_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
+			   const char *name, int fd, bool *opaque,
+			   GArray **dirs)
+{
+	*opaque = sfs_is_opaque(&fs->layers, fd);
+	return *opaque ? 0 : collect_lowerdirs(fs, parent, name, 0, dirs);
+}
+
 /* A local object not yet in the table: find its identity, and what it
  * merges with below. */
 static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 			   const char *name, const struct stat *ust,
 			   struct sfs_node **out)
 {
-	int ufd = open_verified(sfs_node_upper(parent), name, ust);
-	if (ufd < 0)
-		return ufd;
+	int pfd = sfs_node_upper(parent);
 	uint64_t ino;
-	bool copied = sfs_getxattr_u64(sfs_node_upper(parent), name,
-				       fs->layers.xa.ino, &ino);
+	bool copied = sfs_getxattr_u64(pfd, name, fs->layers.xa.ino, &ino);
 	if (!copied)
 		ino = sfs_make_ino(0, ust->st_ino);
 	struct sfs_node *n = sfs_table_find_ino(fs->table, ino, true);
 	if (n) {
-		close(ufd);
 		*out = n;
 		return 0;
 	}
+	bool is_dir = S_ISDIR(ust->st_mode);
+	struct sfs_obj up, low = { .fd = -1 };
+	int r = is_dir ? open_verified(pfd, name, ust) : 0;
+	if (r < 0)
+		return r;
+	if (is_dir)
+		r = sfs_obj_from_fd(&fs->layers, r, 0, true, &up);
+	else
+		r = sfs_obj_at(&fs->layers, pfd, name, 0, false, &up);
+	if (r < 0)
+		return r;
 	GArray *dirs = NULL;
-	int lfd = -1, llayer = 0;
 	bool opaque = false, meta = false;
-	if (S_ISDIR(ust->st_mode)) {
-		opaque = sfs_is_opaque(&fs->layers, ufd);
-		int r = opaque ? 0 : collect_lowerdirs(fs, parent, name, 0, &dirs);
-		if (r < 0) {
-			close(ufd);
-			lowerdirs_free(dirs);
-			return r;
-		}
-	} else if (S_ISREG(ust->st_mode) &&
-		   sfs_getxattr_fd(ufd, fs->layers.xa.metacopy, NULL, 0) >= 0) {
-		lfd = sfs_open_lowerdata(fs, ufd, &llayer);
-		meta = lfd >= 0;
+	if (is_dir) {
+		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
+	} else if (S_ISREG(ust->st_mode) && is_metacopy_at(fs, pfd, name)) {
+		int e = sfs_lowerdata_obj(fs, pfd, name, &low);
+		meta = e == 0;
 		if (!meta)
 			sfs_warn("%s: metadata copy lost its shared data (%s)",
-				 name, g_strerror(-lfd));
+				 name, g_strerror(-e));
 	}
-	n = sfs_node_new(ino, ust->st_mode, ufd, lfd, llayer, dirs);
+	if (r < 0) {
+		sfs_obj_clear(&up);
+		lowerdirs_free(dirs);
+		return r;
+	}
+	n = sfs_node_new(ino, ust->st_mode, &up, meta ? &low : NULL, dirs);
 	n->upper_real_ino = ust->st_ino;
 	n->opaque = opaque;
 	n->metacopy = meta;
 	n->indexed = copied && S_ISREG(ust->st_mode) && ust->st_nlink > 1 &&
 		     in_index(fs, ino, ust);
+	*out = sfs_table_insert(fs->table, n, parent, name);
+	return 0;
+}
+
+/* A shared directory: it and the same-named ones below it merge. */
+static int lower_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
+			   const char *name, guint i, const struct stat *st,
+			   struct sfs_obj *o, GArray **dirs)
+{
+	struct sfs_lowerdir *pd =
+		&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
+	int fd = open_verified(pd->fd, name, st);
+	if (fd < 0)
+		return fd;
+	*o = (struct sfs_obj){ .fd = fd, .layer = pd->layer };
+	lowerdirs_add(dirs, dup(fd), pd->layer);
+	if (sfs_is_opaque(&fs->layers, fd))
+		return 0;
+	return collect_lowerdirs(fs, parent, name, i + 1, dirs);
+}
+
+static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
+			  const char *name, guint i, const struct stat *st,
+			  uint64_t ino, struct sfs_node **out)
+{
+	struct sfs_lowerdir *pd =
+		&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
+	struct sfs_obj o = { .fd = -1 };
+	GArray *dirs = NULL;
+	int r = S_ISDIR(st->st_mode)
+			? lower_dir_setup(fs, parent, name, i, st, &o, &dirs)
+			: sfs_obj_at(&fs->layers, pd->fd, name, pd->layer,
+				     false, &o);
+	if (r < 0) {
+		sfs_obj_clear(&o);
+		lowerdirs_free(dirs);
+		return r;
+	}
+	struct sfs_node *n = sfs_node_new(ino, st->st_mode, NULL, &o, dirs);
+	if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+		attach_index(fs, n);
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -221,32 +275,10 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 		if (sfs_is_whiteout_stat(&st))
 			return -ENOENT;
 		uint64_t ino = sfs_make_ino(pd->layer, st.st_ino);
-		struct sfs_node *n = sfs_table_find_ino(fs->table, ino, true);
-		if (n) {
-			*out = n;
+		*out = sfs_table_find_ino(fs->table, ino, true);
+		if (*out)
 			return 0;
-		}
-		int fd = open_verified(pd->fd, name, &st);
-		if (fd < 0)
-			return fd;
-		GArray *dirs = NULL;
-		if (S_ISDIR(st.st_mode)) {
-			lowerdirs_add(&dirs, dup(fd), pd->layer);
-			int r = sfs_is_opaque(&fs->layers, fd)
-					? 0
-					: collect_lowerdirs(fs, parent, name,
-							    i + 1, &dirs);
-			if (r < 0) {
-				close(fd);
-				lowerdirs_free(dirs);
-				return r;
-			}
-		}
-		n = sfs_node_new(ino, st.st_mode, -1, fd, pd->layer, dirs);
-		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
-			attach_index(fs, n);
-		*out = sfs_table_insert(fs->table, n, parent, name);
-		return 0;
+		return new_lower_node(fs, parent, name, i, &st, ino, out);
 	}
 	return -ENOENT;
 }
@@ -294,31 +326,44 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	return r;
 }
 
+static void fix_nlink(struct sfs_fs *fs, struct sfs_node *n,
+		      struct stat *st)
+{
+	/* The index link is not a name; shared names that were never
+	 * copied up are (an estimate: the larger of the two counts). */
+	nlink_t local = st->st_nlink > 1 ? st->st_nlink - 1 : 1;
+	st->st_nlink = local;
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	struct stat lst;
+	if (low.fd >= 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) == 0 &&
+	    lst.st_nlink > local)
+		st->st_nlink = lst.st_nlink;
+}
+
+static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
+			  struct stat *st)
+{
+	/* Data, and so size, still come from the shared file. */
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	struct stat lst;
+	if (low.fd >= 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) == 0) {
+		st->st_size = lst.st_size;
+		st->st_blocks = lst.st_blocks;
+	}
+}
+
 int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	if (fstatat(sfs_node_fd(n), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+	SFS_AUTOFD f = sfs_obj_get(&fs->layers, sfs_node_obj(n));
+	if (f.fd < 0)
+		return f.fd;
+	if (fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	st->st_ino = n->ino;
-	if (g_atomic_int_get(&n->indexed)) {
-		/* The index link is not a name; shared names that were never
-		 * copied up are (an estimate: the larger of the two counts). */
-		struct stat lst;
-		nlink_t local = st->st_nlink > 1 ? st->st_nlink - 1 : 1;
-		st->st_nlink = local;
-		if (n->lower_fd >= 0 &&
-		    fstatat(n->lower_fd, "", &lst, AT_EMPTY_PATH) == 0 &&
-		    lst.st_nlink > local)
-			st->st_nlink = lst.st_nlink;
-	}
-	if (g_atomic_int_get(&n->metacopy) && n->lower_fd >= 0) {
-		/* Data, and so size, still come from the shared file. */
-		struct stat lst;
-		if (fstatat(n->lower_fd, "", &lst,
-			    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0) {
-			st->st_size = lst.st_size;
-			st->st_blocks = lst.st_blocks;
-		}
-	}
+	if (g_atomic_int_get(&n->indexed))
+		fix_nlink(fs, n, st);
+	if (g_atomic_int_get(&n->metacopy) && sfs_obj_valid(&n->lower))
+		metacopy_size(fs, n, st);
 	return 0;
 }
 
@@ -354,8 +399,9 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)
 			break;
 	}
 	/* The root's identity is fixed: it never moves and never copies up. */
+	struct sfs_obj up = { .fd = ufd, .layer = 0 };
 	struct sfs_node *n = sfs_node_new(sfs_make_ino(0, st.st_ino),
-					  st.st_mode, ufd, -1, 0, dirs);
+					  st.st_mode, &up, NULL, dirs);
 	n->upper_real_ino = st.st_ino;
 	n->opaque = opaque;
 	n->name = g_strdup("");
@@ -366,19 +412,17 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 		       const char *name, bool opaque, struct sfs_node **out,
 		       struct stat *st)
 {
-	int fd = openat(sfs_node_upper(parent), name,
-			O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	int pfd = sfs_node_upper(parent);
+	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
 		return -errno;
-	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
+	struct sfs_obj up;
+	int r = sfs_obj_at(&fs->layers, pfd, name, 0, S_ISDIR(st->st_mode), &up);
+	if (r < 0)
+		return r;
 	/* A brand-new local object: its own inode number is its identity,
 	 * and nothing below merges into it. */
 	struct sfs_node *n = sfs_node_new(sfs_make_ino(0, st->st_ino),
-					  st->st_mode, fd, -1, 0, NULL);
+					  st->st_mode, &up, NULL, NULL);
 	n->upper_real_ino = st->st_ino;
 	n->opaque = opaque;
 	*out = sfs_table_insert(fs->table, n, parent, name);

@@ -33,5 +33,7 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err);
 /* Path of a shared-layer object relative to its layer root ("/a/b"). */
 char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer);
 
-/* Open the data object a metacopy file points at ("LAYER:/path"). */
-int sfs_open_lowerdata(struct sfs_fs *fs, int upper_fd, int *layer);
+/* Reference the data object that the metacopy file dirfd/name points at
+ * ("LAYER:/path" in scratchfs.lowerdata). */
+int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
+		      struct sfs_obj *o);

@@ -37,12 +37,19 @@ struct sfs_table *sfs_table_new(void)
 	return t;
 }
 
+void sfs_obj_clear(struct sfs_obj *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	g_free(o->fh);
+	o->fd = -1;
+	o->fh = NULL;
+}
+
 static void node_free(struct sfs_node *n)
 {
-	if (n->upper_fd >= 0)
-		close(n->upper_fd);
-	if (n->lower_fd >= 0)
-		close(n->lower_fd);
+	sfs_obj_clear(&n->upper);
+	sfs_obj_clear(&n->lower);
 	if (n->lowerdirs) {
 		for (guint i = 0; i < n->lowerdirs->len; i++)
 			close(g_array_index(n->lowerdirs, struct sfs_lowerdir, i).fd);
@@ -80,8 +87,7 @@ void sfs_table_set_root(struct sfs_table *t, struct sfs_node *root)
 	root->nlookup = 1; /* never forgotten */
 	root->hashed = true;
 	g_hash_table_insert(t->by_ino, &root->ino, root);
-	if (root->upper_fd >= 0)
-		g_hash_table_insert(t->by_upper, &root->upper_real_ino, root);
+	g_hash_table_insert(t->by_upper, &root->upper_real_ino, root);
 }
 
 struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id)
@@ -89,15 +95,18 @@ struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id)
 	return id == FUSE_ROOT_ID ? t->root : (struct sfs_node *)(uintptr_t)id;
 }
 
-struct sfs_node *sfs_node_new(uint64_t ino, mode_t type, int upper_fd,
-			      int lower_fd, int lower_layer, GArray *lowerdirs)
+static const struct sfs_obj no_obj = { .fd = -1 };
+
+struct sfs_node *sfs_node_new(uint64_t ino, mode_t type,
+			      struct sfs_obj *upper, struct sfs_obj *lower,
+			      GArray *lowerdirs)
 {
 	struct sfs_node *n = g_new0(struct sfs_node, 1);
 	n->ino = ino;
 	n->type = type & S_IFMT;
-	n->upper_fd = upper_fd;
-	n->lower_fd = lower_fd;
-	n->lower_layer = lower_layer;
+	n->upper = upper ? *upper : no_obj;
+	n->has_upper = upper != NULL;
+	n->lower = lower ? *lower : no_obj;
 	n->lowerdirs = lowerdirs;
 	g_mutex_init(&n->cache_lock);
 	return n;
@@ -148,19 +157,19 @@ struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 	if (parent)
 		parent->refs++;
 	g_hash_table_insert(t->by_ino, &n->ino, n);
-	if (n->upper_fd >= 0) {
+	if (n->has_upper)
 		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
-	}
 	g_mutex_unlock(&t->lock);
 	return n;
 }
 
-void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n, int fd,
-			 ino_t real)
+void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n,
+			 struct sfs_obj *upper, ino_t real)
 {
 	g_mutex_lock(&t->lock);
 	n->upper_real_ino = real;
-	g_atomic_int_set(&n->upper_fd, fd);
+	n->upper = *upper;
+	g_atomic_int_set(&n->has_upper, 1);
 	if (n->hashed)
 		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
 	g_mutex_unlock(&t->lock);
@@ -175,7 +184,7 @@ static struct sfs_node *maybe_drop_locked(struct sfs_table *t,
 		return NULL;
 	if (n->hashed) {
 		g_hash_table_remove(t->by_ino, &n->ino);
-		if (n->upper_fd >= 0 &&
+		if (n->has_upper &&
 		    g_hash_table_lookup(t->by_upper, &n->upper_real_ino) == n)
 			g_hash_table_remove(t->by_upper, &n->upper_real_ino);
 		n->hashed = false;

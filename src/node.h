@@ -16,6 +16,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #define SFS_INO_LAYER_SHIFT 56
@@ -28,6 +29,22 @@ static inline uint64_t sfs_make_ino(int layer, ino_t real)
 	uint64_t r = (uint64_t)real;
 	r = (r & SFS_INO_MASK) ^ (r >> SFS_INO_LAYER_SHIFT);
 	return ((uint64_t)layer << SFS_INO_LAYER_SHIFT) | r;
+}
+
+/* One real object in one layer.  Directories keep an O_PATH fd (they are
+ * the dirfd of every *at() call below them).  Other objects keep a file
+ * handle where the layer's filesystem has them and the daemon may open by
+ * handle (root): a venv holds tens of thousands of files, more than the
+ * fd limit allows.  Otherwise they too keep an O_PATH fd. */
+struct sfs_obj {
+	int fd;                  /* O_PATH, or -1 */
+	struct file_handle *fh;  /* or NULL */
+	int layer;               /* 0 local, 1..n shared */
+};
+
+static inline bool sfs_obj_valid(const struct sfs_obj *o)
+{
+	return o->fd >= 0 || o->fh;
 }
 
 /* A directory of a shared layer that merges into a node's directory. */
@@ -45,13 +62,14 @@ struct sfs_node {
 	uint64_t refs;         /* internal: children, open handles */
 	bool hashed;           /* present in the table */
 
-	/* Set once (-1 -> fd) under the namespace lock, read atomically. */
-	int upper_fd;          /* O_PATH on the local object, -1 if none */
+	/* Filled once under the namespace lock, then published by has_upper
+	 * (atomic); never changed afterwards. */
+	struct sfs_obj upper;  /* the local object */
+	gint has_upper;
 	ino_t upper_real_ino;
 
 	/* Immutable after creation. */
-	int lower_fd;          /* O_PATH on the topmost shared object, -1 */
-	int lower_layer;
+	struct sfs_obj lower;  /* the topmost shared object (data source) */
 	GArray *lowerdirs;     /* directories only: struct sfs_lowerdir */
 
 	/* Protected by the namespace lock (copy-up, rename). */
@@ -68,26 +86,33 @@ struct sfs_node {
 	bool cache_valid;
 };
 
+static inline bool sfs_node_has_upper(const struct sfs_node *n)
+{
+	return g_atomic_int_get(&n->has_upper);
+}
+
+/* The local directory fd of a directory node, -1 if not copied up. */
 static inline int sfs_node_upper(const struct sfs_node *n)
 {
-	return g_atomic_int_get(&n->upper_fd);
+	return sfs_node_has_upper(n) ? n->upper.fd : -1;
 }
 
-/* The fd of the object that currently wins: local if present. */
-static inline int sfs_node_fd(const struct sfs_node *n)
+/* The object that currently wins (local if present), and the one that
+ * holds the data (the shared one while only metadata was copied). */
+static inline const struct sfs_obj *sfs_node_obj(const struct sfs_node *n)
 {
-	int fd = sfs_node_upper(n);
-	return fd >= 0 ? fd : n->lower_fd;
+	return sfs_node_has_upper(n) ? &n->upper : &n->lower;
 }
 
-/* Data fd for reads: the shared object while only metadata was copied. */
-static inline int sfs_node_data_fd(const struct sfs_node *n)
+static inline const struct sfs_obj *sfs_node_data_obj(const struct sfs_node *n)
 {
-	int fd = sfs_node_upper(n);
-	if (fd < 0 || (g_atomic_int_get(&n->metacopy) && n->lower_fd >= 0))
-		return n->lower_fd;
-	return fd;
+	if (!sfs_node_has_upper(n) ||
+	    (g_atomic_int_get(&n->metacopy) && sfs_obj_valid(&n->lower)))
+		return &n->lower;
+	return &n->upper;
 }
+
+void sfs_obj_clear(struct sfs_obj *o);
 
 struct sfs_table;
 
@@ -105,9 +130,11 @@ static inline fuse_ino_t sfs_nodeid(struct sfs_table *t, struct sfs_node *n)
 
 struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id);
 
-/* Allocate an unhashed node; takes ownership of the fds and lowerdirs. */
-struct sfs_node *sfs_node_new(uint64_t ino, mode_t type, int upper_fd,
-			      int lower_fd, int lower_layer, GArray *lowerdirs);
+/* Allocate an unhashed node; takes ownership of the objects (which may be
+ * NULL) and lowerdirs. */
+struct sfs_node *sfs_node_new(uint64_t ino, mode_t type,
+			      struct sfs_obj *upper, struct sfs_obj *lower,
+			      GArray *lowerdirs);
 
 /* Find by st_ino / by the local layer's inode number; NULL if absent.
  * A found node gets one more lookup reference when `lookup` is true. */
@@ -122,9 +149,9 @@ struct sfs_node *sfs_table_find_upper(struct sfs_table *t, ino_t real,
 struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 				  struct sfs_node *parent, const char *name);
 
-/* Record that n now has a local object (after copy-up or create). */
-void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n, int fd,
-			 ino_t real);
+/* Record that n now has a local object (after copy-up); takes it over. */
+void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n,
+			 struct sfs_obj *upper, ino_t real);
 
 void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n);
 void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count);

@@ -3,6 +3,7 @@
 
 #include "copyup.h"
 #include "lookup.h"
+#include "objref.h"
 #include "ops.h"
 
 #include <fcntl.h>
@@ -57,10 +58,14 @@ static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
 	return r;
 }
 
-static int apply_setattr(struct sfs_node *n, const struct stat *attr,
-			 int valid, struct fuse_file_info *fi)
+static int apply_setattr(struct sfs_fs *fs, struct sfs_node *n,
+			 const struct stat *attr, int valid,
+			 struct fuse_file_info *fi)
 {
-	int fd = sfs_node_upper(n);
+	SFS_AUTOFD f = sfs_obj_get(&fs->layers, &n->upper);
+	int fd = f.fd;
+	if (fd < 0)
+		return fd;
 	char p[40];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
@@ -94,7 +99,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int r = sfs_copyup(fs, n, setattr_mode(attr, valid));
 	if (r == 0)
-		r = apply_setattr(n, attr, valid, fi);
+		r = apply_setattr(fs, n, attr, valid, fi);
 	struct stat st;
 	if (r == 0)
 		r = sfs_node_getattr(fs, n, &st);
@@ -106,9 +111,15 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct sfs_fs *fs = sfs_req_fs(req);
+	SFS_AUTOFD f = sfs_obj_get(&fs->layers,
+				   sfs_node_obj(sfs_req_node(req, ino)));
+	if (f.fd < 0) {
+		sfs_reply_err(req, f.fd);
+		return;
+	}
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(sfs_node_fd(sfs_req_node(req, ino)), "", buf,
-			       sizeof(buf) - 1);
+	ssize_t n = readlinkat(f.fd, "", buf, sizeof(buf) - 1);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
 		return;

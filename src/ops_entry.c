@@ -5,6 +5,7 @@
 #include "copyup.h"
 #include "creds.h"
 #include "lookup.h"
+#include "objref.h"
 #include "ops.h"
 #include "readdir.h"
 #include "whiteout.h"
@@ -205,11 +206,15 @@ void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	create_and_reply(req, parent, name, false, make_symlink, &a);
 }
 
+struct link_args {
+	struct sfs_fs *fs;
+	const struct sfs_obj *obj;
+};
+
 static int make_link(int dirfd, const char *name, void *arg)
 {
-	char p[40];
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", *(int *)arg);
-	return linkat(AT_FDCWD, p, dirfd, name, AT_SYMLINK_FOLLOW) ? -errno : 0;
+	struct link_args *a = arg;
+	return sfs_link_obj(&a->fs->layers, a->obj, dirfd, name);
 }
 
 static int do_link(fuse_req_t req, struct sfs_node *n,
@@ -228,12 +233,12 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 		r = sfs_copyup(fs, newparent, SFS_COPY_META);
 	if (r < 0)
 		return r;
-	int fd = sfs_node_upper(n);
+	struct link_args a = { fs, &n->upper };
 	int dirfd = sfs_node_upper(newparent);
-	r = make_link(dirfd, newname, &fd);
+	r = make_link(dirfd, newname, &a);
 	if (r == -EEXIST && upper_is_whiteout(dirfd, newname))
 		r = create_over_whiteout(fs, dirfd, newname, false, make_link,
-					 &fd);
+					 &a);
 	if (r < 0)
 		return r;
 	sfs_node_lookup_inc(fs->table, n);
@@ -277,7 +282,7 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 			return r;
 	}
 	int dirfd = sfs_node_upper(parent);
-	bool local = sfs_node_upper(n) >= 0;
+	bool local = sfs_node_has_upper(n);
 	if (local && !below)
 		return unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno
 									: 0;

@@ -13,6 +13,7 @@
 #include "copyup.h"
 #include "creds.h"
 #include "lookup.h"
+#include "objref.h"
 #include "ops.h"
 
 #include <fcntl.h>
@@ -66,11 +67,12 @@ static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
 							     : SFS_COPY_DATA);
 		if (r < 0)
 			return r;
-		return sfs_reopen(sfs_node_upper(n), real_flags(fs, flags));
+		return sfs_obj_open(&fs->layers, &n->upper,
+				    real_flags(fs, flags));
 	}
-	int data = sfs_node_data_fd(n);
-	int extra = data == sfs_node_upper(n) ? 0 : O_NOATIME;
-	return sfs_reopen(data, real_flags(fs, flags) | extra);
+	const struct sfs_obj *data = sfs_node_data_obj(n);
+	int extra = data->layer == 0 ? 0 : O_NOATIME;
+	return sfs_obj_open(&fs->layers, data, real_flags(fs, flags) | extra);
 }
 
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "copyup.h"
+#include "objref.h"
 #include "ops.h"
 #include "xattr.h"
 
@@ -27,8 +28,13 @@ void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	SFS_AUTOFD f = sfs_obj_get(&sfs_req_fs(req)->layers, sfs_node_obj(n));
+	if (f.fd < 0) {
+		sfs_reply_err(req, f.fd);
+		return;
+	}
 	g_autofree char *buf = size ? g_malloc(size) : NULL;
-	ssize_t r = sfs_getxattr_fd(sfs_node_fd(n), name, buf, size);
+	ssize_t r = sfs_getxattr_fd(f.fd, name, buf, size);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (size == 0)
@@ -60,7 +66,12 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	/* The raw list is longer than the filtered one: fetch it whole. */
-	int fd = sfs_node_fd(n);
+	SFS_AUTOFD f = sfs_obj_get(&sfs_req_fs(req)->layers, sfs_node_obj(n));
+	int fd = f.fd;
+	if (fd < 0) {
+		sfs_reply_err(req, fd);
+		return;
+	}
 	ssize_t len = sfs_listxattr_fd(fd, NULL, 0);
 	g_autofree char *buf = len > 0 ? g_malloc(len) : NULL;
 	if (len > 0)
@@ -92,8 +103,11 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int r = prepare_change(req, n, name);
-	if (r == 0)
-		r = sfs_setxattr_fd(sfs_node_upper(n), name, value, size, flags);
+	SFS_AUTOFD f = { .fd = -1 };
+	if (r == 0) {
+		f = sfs_obj_get(&sfs_req_fs(req)->layers, &n->upper);
+		r = f.fd < 0 ? f.fd : sfs_setxattr_fd(f.fd, name, value, size, flags);
+	}
 	fuse_reply_err(req, -r);
 }
 
@@ -101,7 +115,10 @@ void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int r = prepare_change(req, n, name);
-	if (r == 0)
-		r = sfs_removexattr_fd(sfs_node_upper(n), name);
+	SFS_AUTOFD f = { .fd = -1 };
+	if (r == 0) {
+		f = sfs_obj_get(&sfs_req_fs(req)->layers, &n->upper);
+		r = f.fd < 0 ? f.fd : sfs_removexattr_fd(f.fd, name);
+	}
 	fuse_reply_err(req, -r);
 }
