@@ -75,10 +75,10 @@ static int copy_data(struct sfs_layers *l, int src, int dst, off_t size)
 	return 0;
 }
 
-static int copy_file_contents(struct sfs_fs *fs, const struct sfs_obj *low,
+static int copy_file_contents(struct sfs_fs *fs, struct sfs_node *n,
 			      int dst, off_t size)
 {
-	int src = sfs_obj_open(&fs->layers, low, O_RDONLY | O_NOATIME);
+	int src = sfs_node_open_lowerdata(fs, n, O_RDONLY | O_NOATIME);
 	if (src < 0)
 		return src;
 	int r = copy_data(&fs->layers, src, dst, size);
@@ -125,6 +125,10 @@ static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 	int r = sfs_setxattr_fd(obj, fs->layers.xa.lowerdata, val, strlen(val), 0);
 	if (r == 0)
 		r = sfs_setxattr_fd(obj, fs->layers.xa.metacopy, "", 0, 0);
+	if (r == 0) {
+		g_free(n->lowerdata);
+		n->lowerdata = g_strdup(rel[1] ? rel + 1 : ".");
+	}
 	return r;
 }
 
@@ -146,7 +150,7 @@ static int build_file(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 		if (r == 0)
 			r = set_lowerdata(fs, n, lfd, fd);
 	} else if (mode != SFS_COPY_EMPTY) {
-		r = copy_file_contents(fs, &n->lower, fd, st->st_size);
+		r = copy_file_contents(fs, n, fd, st->st_size);
 	}
 	close(fd);
 	return r;
@@ -276,15 +280,12 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 	int fd = sfs_obj_open(&fs->layers, &n->upper, O_WRONLY);
 	if (fd < 0)
 		return fd;
-	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
 	struct stat lst;
-	int r = low.fd < 0 ? low.fd : 0;
-	if (r == 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) != 0)
-		r = -errno;
+	int r = sfs_node_stat_lowerdata(fs, n, &lst);
 	if (r == 0 && ftruncate(fd, mode == SFS_COPY_EMPTY ? 0 : lst.st_size))
 		r = -errno;
 	if (r == 0 && mode != SFS_COPY_EMPTY)
-		r = copy_file_contents(fs, &n->lower, fd, lst.st_size);
+		r = copy_file_contents(fs, n, fd, lst.st_size);
 	/* The commit point: from here on the local data is the data. */
 	if (r == 0 && fremovexattr(fd, fs->layers.xa.metacopy) != 0)
 		r = -errno;

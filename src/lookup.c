@@ -102,7 +102,7 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 }
 
 int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
-		      struct sfs_obj *o)
+		      struct sfs_obj *o, char **rel_out)
 {
 	char buf[PATH_MAX + 16];
 	ssize_t n = sfs_getxattr_at(dirfd, name, fs->layers.xa.lowerdata, buf,
@@ -115,8 +115,11 @@ int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
 	if (!colon || colon[1] != '/' || l < 1 || l > fs->layers.nlower)
 		return -EIO;
 	const char *rel = colon[2] ? colon + 2 : ".";
-	return sfs_obj_at(&fs->layers, fs->layers.lower[l - 1].fd, rel, l,
-			  false, o);
+	int r = sfs_obj_at(&fs->layers, fs->layers.lower[l - 1].fd, rel, l,
+			   false, o);
+	if (r == 0)
+		*rel_out = g_strdup(rel);
+	return r;
 }
 
 static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
@@ -190,10 +193,11 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 		return r;
 	GArray *dirs = NULL;
 	bool opaque = false, meta = false;
+	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
 	} else if (S_ISREG(ust->st_mode) && is_metacopy_at(fs, pfd, name)) {
-		int e = sfs_lowerdata_obj(fs, pfd, name, &low);
+		int e = sfs_lowerdata_obj(fs, pfd, name, &low, &rel);
 		meta = e == 0;
 		if (!meta)
 			sfs_warn("%s: metadata copy lost its shared data (%s)",
@@ -208,6 +212,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	n->upper_real_ino = ust->st_ino;
 	n->opaque = opaque;
 	n->metacopy = meta;
+	n->lowerdata = rel;
 	n->indexed = copied && S_ISREG(ust->st_mode) && ust->st_nlink > 1 &&
 		     in_index(fs, ino, ust);
 	*out = sfs_table_insert(fs->table, n, parent, name);
@@ -257,7 +262,8 @@ static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
 
 /* No local object: the topmost shared object, if any, wins. */
 static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
-			   const char *name, struct sfs_node **out)
+			   const char *name, struct sfs_node **out,
+			   struct stat *found)
 {
 	if (!parent_merges(parent))
 		return -ENOENT;
@@ -274,6 +280,7 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 		}
 		if (sfs_is_whiteout_stat(&st))
 			return -ENOENT;
+		*found = st;
 		uint64_t ino = sfs_make_ino(pd->layer, st.st_ino);
 		*out = sfs_table_find_ino(fs->table, ino, true);
 		if (*out)
@@ -283,26 +290,38 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 	return -ENOENT;
 }
 
+/* *st is set to the attributes of the object that was found by name; the
+ * caller uses them only if that object is the node's winning one. */
 static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
-		       const char *name, struct sfs_node **out)
+		       const char *name, struct sfs_node **out, struct stat *st)
 {
 	int pu = sfs_node_upper(parent);
 	if (pu >= 0) {
-		struct stat ust;
-		if (fstatat(pu, name, &ust, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (sfs_is_whiteout_stat(&ust))
+		struct stat *ust = st;
+		if (fstatat(pu, name, ust, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (sfs_is_whiteout_stat(ust))
 				return -ENOENT;
-			*out = sfs_table_find_upper(fs->table, ust.st_ino, true);
+			*out = sfs_table_find_upper(fs->table, ust->st_ino, true);
 			if (*out)
 				return 0;
-			return node_from_upper(fs, parent, name, &ust, out);
+			return node_from_upper(fs, parent, name, ust, out);
 		}
 		if (errno != ENOENT)
 			return -errno;
 		if (parent_merges(parent) && sfs_has_wh_file(pu, name))
 			return -ENOENT;
 	}
-	return node_from_lower(fs, parent, name, out);
+	return node_from_lower(fs, parent, name, out, st);
+}
+
+/* Can the attributes seen by name stand for the node's? */
+static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st)
+{
+	if (g_atomic_int_get(&n->metacopy) || g_atomic_int_get(&n->indexed))
+		return false;
+	if (sfs_node_has_upper(n))
+		return st->st_ino == n->upper_real_ino;
+	return true;
 }
 
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
@@ -314,12 +333,16 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		return -ENOENT; /* markers are never visible */
 	int r;
 	for (int tries = 0; tries < 5; tries++) {
-		r = lookup_once(fs, parent, name, out);
+		r = lookup_once(fs, parent, name, out, st);
 		if (r != -EAGAIN)
 			break;
 	}
 	if (r < 0)
 		return r;
+	if (stat_is_nodes(*out, st)) {
+		st->st_ino = (*out)->ino;
+		return 0;
+	}
 	r = sfs_node_getattr(fs, *out, st);
 	if (r < 0)
 		sfs_node_forget(fs->table, *out, 1);
@@ -344,9 +367,9 @@ static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
 			  struct stat *st)
 {
 	/* Data, and so size, still come from the shared file. */
-	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	sfs_debug("metacopy size of %s via %s", n->name, n->lowerdata);
 	struct stat lst;
-	if (low.fd >= 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) == 0) {
+	if (sfs_node_stat_lowerdata(fs, n, &lst) == 0) {
 		st->st_size = lst.st_size;
 		st->st_blocks = lst.st_blocks;
 	}
@@ -428,4 +451,34 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	st->st_ino = (*out)->ino;
 	return 0;
+}
+
+/* A metacopy's data is found by its path in the shared layer, so a shared
+ * file replaced by rename (git checkout, an editor) shows through; the
+ * handle kept since lookup is the fallback when the path is gone. */
+int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags)
+{
+	if (n->lowerdata) {
+		int lfd = fs->layers.lower[n->lower.layer - 1].fd;
+		int fd = openat(lfd, n->lowerdata, flags | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
+			fd = openat(lfd, n->lowerdata,
+				    (flags & ~O_NOATIME) | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			return fd < 0 ? -errno : fd;
+	}
+	return sfs_obj_open(&fs->layers, &n->lower, flags);
+}
+
+int sfs_node_stat_lowerdata(struct sfs_fs *fs, struct sfs_node *n,
+			    struct stat *st)
+{
+	if (n->lowerdata &&
+	    fstatat(fs->layers.lower[n->lower.layer - 1].fd, n->lowerdata, st,
+		    AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	if (low.fd < 0)
+		return low.fd;
+	return fstatat(low.fd, "", st, AT_EMPTY_PATH) ? -errno : 0;
 }

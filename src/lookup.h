@@ -36,4 +36,9 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer);
 /* Reference the data object that the metacopy file dirfd/name points at
  * ("LAYER:/path" in scratchfs.lowerdata). */
 int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
-		      struct sfs_obj *o);
+		      struct sfs_obj *o, char **rel);
+
+/* Open / stat the shared data of a node (metacopy or shared-only). */
+int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags);
+int sfs_node_stat_lowerdata(struct sfs_fs *fs, struct sfs_node *n,
+			    struct stat *st);

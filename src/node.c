@@ -56,6 +56,7 @@ static void node_free(struct sfs_node *n)
 		g_array_free(n->lowerdirs, TRUE);
 	}
 	g_mutex_clear(&n->cache_lock);
+	g_free(n->lowerdata);
 	g_free(n->name);
 	g_free(n);
 }

@@ -68,8 +68,9 @@ struct sfs_node {
 	gint has_upper;
 	ino_t upper_real_ino;
 
-	/* Immutable after creation. */
+	/* Immutable after creation (lowerdata: set with metacopy). */
 	struct sfs_obj lower;  /* the topmost shared object (data source) */
+	char *lowerdata;       /* metacopy: data's path in layer lower.layer */
 	GArray *lowerdirs;     /* directories only: struct sfs_lowerdir */
 
 	/* Protected by the namespace lock (copy-up, rename). */

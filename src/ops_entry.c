@@ -139,11 +139,21 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 		r = create_over_whiteout(fs, dirfd, name, is_dir, make, arg);
 		opaque = is_dir;
 	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
+		/* Fallback whiteout: a new directory must not merge with the
+		 * hidden one below, then the marker can go. */
+		opaque = is_dir;
 		sfs_wh_file_clear(dirfd, name);
 	}
 	sfs_creds_leave(&c);
 	if (r < 0)
 		return r;
+	if (opaque) {
+		int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			sfs_set_opaque(&fs->layers, fd);
+			close(fd);
+		}
+	}
 	return sfs_lookup_created(fs, parent, name, opaque, out, st);
 }
 

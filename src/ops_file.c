@@ -71,8 +71,10 @@ static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
 				    real_flags(fs, flags));
 	}
 	const struct sfs_obj *data = sfs_node_data_obj(n);
-	int extra = data->layer == 0 ? 0 : O_NOATIME;
-	return sfs_obj_open(&fs->layers, data, real_flags(fs, flags) | extra);
+	if (data->layer == 0)
+		return sfs_obj_open(&fs->layers, data, real_flags(fs, flags));
+	/* Never touch the shared layer's atimes. */
+	return sfs_node_open_lowerdata(fs, n, real_flags(fs, flags) | O_NOATIME);
 }
 
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -188,15 +188,10 @@ char *sfs_escape_path(const char *path)
 
 const char *sfs_default_state_dir(void)
 {
-	static char *dir;
-	static uid_t dir_uid;
+	static char *dir; /* recomputed per call: euid and env may change */
 	uid_t uid = geteuid();
 
-	if (dir && dir_uid == uid)
-		return dir;
 	g_free(dir);
-	dir_uid = uid;
-
 	if (uid == 0) {
 		dir = g_strdup(SFS_DEFAULT_STATE_DIR);
 		return dir;
@@ -338,13 +333,6 @@ static char **parse_lowerdirs(const struct origin *o, const char *value,
 			g_string_append_c(cur, *c);
 			continue;
 		}
-		if (cur->len == 0) {
-			option_error(err, o, "lowerdir", value,
-				     *value ? "empty name in the list of shared layers"
-					    : "no shared layer named");
-			ok = false;
-			break;
-		}
 		char *p = option_path(o, "lowerdir", value, cur->str, err);
 		if (!p) {
 			ok = false;
@@ -450,7 +438,9 @@ static bool apply_option(struct parser *p, const struct origin *o,
 	case OT_TIMEOUT: {
 		char *end = NULL;
 		double t = g_ascii_strtod(value, &end);
-		if (!*value || *end || !isfinite(t) || t < 0 ||
+		/* plain decimal only: no spaces, hex, "inf" or "nan" */
+		if (!*value || value[strspn(value, "0123456789.eE+-")] ||
+		    *end || !isfinite(t) || t < 0 ||
 		    t > MAX_TIMEOUT) {
 			option_error(err, o, name, value,
 				     "expected a number of seconds from 0 to %.0f (e.g. 1 or 0.5)",
