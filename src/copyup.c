@@ -4,6 +4,7 @@
 
 #include "copyup.h"
 #include "log.h"
+#include "index.h"
 #include "lookup.h"
 #include "objref.h"
 #include "readdir.h"
@@ -183,48 +184,6 @@ static int build_object(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 	}
 }
 
-void sfs_index_name(const struct sfs_node *n, char buf[24])
-{
-	snprintf(buf, 24, "%016" PRIx64, n->ino);
-}
-
-/* Names hardlinked to each other in a shared layer must stay one file once
- * copied up (kernel overlayfs "index=on"): the first copy is also linked
- * as workdir/index/<st_ino>, and every other name links to it. */
-static int link_from_index(struct sfs_fs *fs, struct sfs_node *n)
-{
-	char idx[24];
-	sfs_index_name(n, idx);
-	int dirfd = sfs_node_upper(n->parent);
-	if (linkat(fs->layers.index_fd, idx, dirfd, n->name, 0) != 0)
-		return -errno;
-	struct stat ust;
-	struct sfs_obj up;
-	if (fstatat(dirfd, n->name, &ust, AT_SYMLINK_NOFOLLOW) != 0)
-		return -errno;
-	int r = sfs_obj_at(&fs->layers, dirfd, n->name, 0, false, &up);
-	if (r < 0)
-		return r;
-	g_atomic_int_set(&n->metacopy,
-			 sfs_getxattr_at(dirfd, n->name, fs->layers.xa.metacopy,
-					 NULL, 0) >= 0);
-	g_atomic_int_set(&n->indexed, 1);
-	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);
-	return 0;
-}
-
-static void add_to_index(struct sfs_fs *fs, struct sfs_node *n, int obj)
-{
-	char idx[24], p[40];
-	sfs_index_name(n, idx);
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", obj);
-	if (linkat(AT_FDCWD, p, fs->layers.index_fd, idx, AT_SYMLINK_FOLLOW) == 0)
-		g_atomic_int_set(&n->indexed, 1);
-	else
-		sfs_warn("%s: cannot index shared hardlink: %s", n->name,
-			 g_strerror(errno));
-}
-
 /* Copy up a node whose parent already has a local directory. */
 static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 		      enum sfs_copy_mode mode)
@@ -237,7 +196,7 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 		return -errno;
 	bool shared_links = S_ISREG(st.st_mode) && st.st_nlink > 1;
 	if (shared_links) {
-		int r = link_from_index(fs, n);
+		int r = sfs_index_link(fs, n);
 		if (r != -ENOENT)
 			return r < 0 ? r : copyup_locked(fs, n, mode);
 	}
@@ -265,7 +224,7 @@ static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
 	fstatat(obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	g_atomic_int_set(&n->metacopy, meta);
 	if (shared_links)
-		add_to_index(fs, n, obj);
+		sfs_index_add(fs, n, obj, st.st_nlink);
 	struct sfs_obj up;
 	sfs_obj_from_fd(&fs->layers, obj, 0, S_ISDIR(st.st_mode), &up);
 	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);
@@ -373,5 +332,8 @@ int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    !sfs_is_whiteout_stat(&st))
 		return 0;
-	return sfs_link_obj(&fs->layers, &n->upper, dirfd, name);
+	int r = sfs_link_obj(&fs->layers, &n->upper, dirfd, name);
+	if (r == 0)
+		sfs_index_name_gone(fs, n); /* that shared name is local now */
+	return r;
 }

@@ -30,9 +30,6 @@ int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode);
  * opaque: used before renaming a directory that has shared content. */
 int sfs_copyup_tree(struct sfs_fs *fs, struct sfs_node *dir);
 
-/* Name of n's entry in workdir/index. */
-void sfs_index_name(const struct sfs_node *n, char buf[24]);
-
 /* Make sure the name parent/name itself exists locally for n (a node
  * reached through the index may have a local inode but not this name). */
 int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,

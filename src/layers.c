@@ -117,6 +117,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 		x->metacopy = "trusted.overlay.metacopy";
 		x->ino = "trusted.scratchfs.ino";
 		x->lowerdata = "trusted.scratchfs.lowerdata";
+		x->nlink = "trusted.scratchfs.nlink";
 		x->prefix_overlay = "trusted.overlay.";
 		x->prefix_scratchfs = "trusted.scratchfs.";
 	} else {
@@ -124,6 +125,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 		x->metacopy = "user.overlay.metacopy";
 		x->ino = "user.scratchfs.ino";
 		x->lowerdata = "user.scratchfs.lowerdata";
+		x->nlink = "user.scratchfs.nlink";
 		x->prefix_overlay = "user.overlay.";
 		x->prefix_scratchfs = "user.scratchfs.";
 	}

@@ -4,6 +4,7 @@
 #include "lookup.h"
 #include "objref.h"
 #include "copyup.h"
+#include "index.h"
 #include "log.h"
 #include "whiteout.h"
 #include "xattr.h"
@@ -127,34 +128,6 @@ static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
 	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
 }
 
-/* A shared file with several names, one of which was copied up before:
- * this name shares that local inode (see copyup.c, index). */
-static void attach_index(struct sfs_fs *fs, struct sfs_node *n)
-{
-	char idx[24];
-	sfs_index_name(n, idx);
-	int ifd = fs->layers.index_fd;
-	struct stat st;
-	if (fstatat(ifd, idx, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    sfs_obj_at(&fs->layers, ifd, idx, 0, false, &n->upper) != 0)
-		return;
-	n->has_upper = 1;
-	n->upper_real_ino = st.st_ino;
-	n->indexed = 1;
-	n->metacopy = is_metacopy_at(fs, ifd, idx);
-}
-
-/* Is this copied-up local file also linked from the index? */
-static bool in_index(struct sfs_fs *fs, uint64_t ino, const struct stat *ust)
-{
-	struct sfs_node probe = { .ino = ino };
-	char idx[24];
-	sfs_index_name(&probe, idx);
-	struct stat st;
-	return fstatat(fs->layers.index_fd, idx, &st, 0) == 0 &&
-	       st.st_ino == ust->st_ino && st.st_dev == ust->st_dev;
-}
-
 /* What a local directory merges with below. */
 static int upper_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 			   const char *name, int fd, bool *opaque,
@@ -213,8 +186,8 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	n->opaque = opaque;
 	n->metacopy = meta;
 	n->lowerdata = rel;
-	n->indexed = copied && S_ISREG(ust->st_mode) && ust->st_nlink > 1 &&
-		     in_index(fs, ino, ust);
+	if (copied)
+		sfs_index_check(fs, n, ust);
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -255,7 +228,7 @@ static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	struct sfs_node *n = sfs_node_new(ino, st->st_mode, NULL, &o, dirs);
 	if (S_ISREG(st->st_mode) && st->st_nlink > 1)
-		attach_index(fs, n);
+		sfs_index_attach(fs, n);
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -349,20 +322,6 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	return r;
 }
 
-static void fix_nlink(struct sfs_fs *fs, struct sfs_node *n,
-		      struct stat *st)
-{
-	/* The index link is not a name; shared names that were never
-	 * copied up are (an estimate: the larger of the two counts). */
-	nlink_t local = st->st_nlink > 1 ? st->st_nlink - 1 : 1;
-	st->st_nlink = local;
-	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
-	struct stat lst;
-	if (low.fd >= 0 && fstatat(low.fd, "", &lst, AT_EMPTY_PATH) == 0 &&
-	    lst.st_nlink > local)
-		st->st_nlink = lst.st_nlink;
-}
-
 static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
 			  struct stat *st)
 {
@@ -384,7 +343,7 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 		return -errno;
 	st->st_ino = n->ino;
 	if (g_atomic_int_get(&n->indexed))
-		fix_nlink(fs, n, st);
+		st->st_nlink = sfs_index_nlink(n, st->st_nlink);
 	if (g_atomic_int_get(&n->metacopy) && sfs_obj_valid(&n->lower))
 		metacopy_size(fs, n, st);
 	return 0;

@@ -35,14 +35,18 @@ static void build_fuse_args(const struct sfs_config *cfg,
 	g_autofree char *fsname = g_strdup(cfg->fsname ? cfg->fsname
 						       : "scratchfs");
 	/* ',' separates -o options: libfuse reads "\," as a literal. */
-	g_autoptr(GString) o = g_string_new("default_permissions,subtype=scratchfs,fsname=");
+	g_autoptr(GString) o = g_string_new("subtype=scratchfs,fsname=");
 	for (const char *p = fsname; *p; p++) {
 		if (*p == ',' || *p == '\\')
 			g_string_append_c(o, '\\');
 		g_string_append_c(o, *p);
 	}
+	/* Other users' access is checked by the kernel against the modes
+	 * scratchfs reports.  A private mount needs no such check: its one
+	 * user is the daemon's own, whose rights the layers enforce, and
+	 * skipping it saves a GETATTR after every change to a directory. */
 	if (cfg->allow_other)
-		g_string_append(o, ",allow_other");
+		g_string_append(o, ",allow_other,default_permissions");
 	if (cfg->read_only)
 		g_string_append(o, ",ro");
 	fuse_opt_add_arg(args, "-o");

@@ -79,6 +79,7 @@ struct sfs_node {
 	gint metacopy;         /* atomic: local copy holds metadata only */
 	gint opaque;           /* atomic: directory hides the layers below */
 	gint indexed;          /* atomic: local inode also linked in index/ */
+	gint lower_pending;    /* atomic: indexed: shared names not yet local */
 
 	/* Page-cache validity: mtime/size seen at the last open. */
 	GMutex cache_lock;

@@ -4,6 +4,7 @@
 
 #include "copyup.h"
 #include "creds.h"
+#include "index.h"
 #include "lookup.h"
 #include "objref.h"
 #include "ops.h"
@@ -86,6 +87,13 @@ int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
 			return 0;
 	}
 	return 0;
+}
+
+static bool name_is_local(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       !sfs_is_whiteout_stat(&st);
 }
 
 static bool upper_is_whiteout(int dirfd, const char *name)
@@ -293,6 +301,8 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	int dirfd = sfs_node_upper(parent);
 	bool local = sfs_node_has_upper(n);
+	if (local && g_atomic_int_get(&n->indexed) && !name_is_local(dirfd, name))
+		sfs_index_name_gone(fs, n);
 	if (local && !below)
 		return unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno
 									: 0;
