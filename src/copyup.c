@@ -124,6 +124,9 @@ static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 		return -EIO;
 	g_autofree char *val = g_strdup_printf("%d:%s", n->lower.layer, rel);
 	int r = sfs_setxattr_fd(obj, fs->layers.xa.lowerdata, val, strlen(val), 0);
+	/* Kernel overlayfs (metacopy=on) finds the data through this. */
+	if (r == 0)
+		r = sfs_setxattr_fd(obj, fs->layers.xa.redirect, rel, strlen(rel), 0);
 	if (r == 0)
 		r = sfs_setxattr_fd(obj, fs->layers.xa.metacopy, "", 0, 0);
 	if (r == 0) {
@@ -239,17 +242,24 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 	int fd = sfs_obj_open(&fs->layers, &n->upper, O_WRONLY);
 	if (fd < 0)
 		return fd;
-	struct stat lst;
+	struct stat lst, ust;
 	int r = sfs_node_stat_lowerdata(fs, n, &lst);
+	if (r == 0 && fstat(fd, &ust) != 0)
+		r = -errno;
 	if (r == 0 && ftruncate(fd, mode == SFS_COPY_EMPTY ? 0 : lst.st_size))
 		r = -errno;
 	if (r == 0 && mode != SFS_COPY_EMPTY)
 		r = copy_file_contents(fs, n, fd, lst.st_size);
+	/* Filling in the data is not a change the user made. */
+	struct timespec times[2] = { ust.st_atim, ust.st_mtim };
+	if (r == 0 && futimens(fd, times) != 0)
+		r = -errno;
 	/* The commit point: from here on the local data is the data. */
 	if (r == 0 && fremovexattr(fd, fs->layers.xa.metacopy) != 0)
 		r = -errno;
 	if (r == 0) {
 		fremovexattr(fd, fs->layers.xa.lowerdata);
+		fremovexattr(fd, fs->layers.xa.redirect);
 		g_atomic_int_set(&n->metacopy, 0);
 	}
 	close(fd);

@@ -118,6 +118,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 		x->ino = "trusted.scratchfs.ino";
 		x->lowerdata = "trusted.scratchfs.lowerdata";
 		x->nlink = "trusted.scratchfs.nlink";
+		x->redirect = "trusted.overlay.redirect";
 		x->prefix_overlay = "trusted.overlay.";
 		x->prefix_scratchfs = "trusted.scratchfs.";
 	} else {
@@ -126,6 +127,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 		x->ino = "user.scratchfs.ino";
 		x->lowerdata = "user.scratchfs.lowerdata";
 		x->nlink = "user.scratchfs.nlink";
+		x->redirect = "user.overlay.redirect";
 		x->prefix_overlay = "user.overlay.";
 		x->prefix_scratchfs = "user.scratchfs.";
 	}

@@ -26,6 +26,7 @@ struct sfs_xattr_names {
 	const char *ino;        /* scratchfs.ino: st_ino kept across copy-up */
 	const char *lowerdata;  /* scratchfs.lowerdata: "LAYER:/path" of data */
 	const char *nlink;      /* scratchfs.nlink on index files, index.h */
+	const char *redirect;   /* overlay.redirect: where the shared twin is */
 	const char *prefix_overlay;   /* "trusted.overlay." */
 	const char *prefix_scratchfs; /* "trusted.scratchfs." */
 };

@@ -5,6 +5,7 @@
 #include "objref.h"
 #include "copyup.h"
 #include "index.h"
+#include "redirect.h"
 #include "log.h"
 #include "whiteout.h"
 #include "xattr.h"
@@ -32,7 +33,7 @@ static int open_verified(int dirfd, const char *name, const struct stat *seen)
 	return fd;
 }
 
-static void lowerdirs_add(GArray **dirs, int fd, int layer)
+void sfs_lowerdirs_add(GArray **dirs, int fd, int layer)
 {
 	if (!*dirs)
 		*dirs = g_array_new(FALSE, FALSE, sizeof(struct sfs_lowerdir));
@@ -57,8 +58,8 @@ static bool parent_merges(const struct sfs_node *parent)
 
 /* Collect the shared directories named `name` below parent's shared dirs,
  * starting at position `from`, until an opaque one or a non-directory. */
-static int collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
-			     const char *name, guint from, GArray **dirs)
+int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
+			  const char *name, guint from, GArray **dirs)
 {
 	if (!parent_merges(parent))
 		return 0;
@@ -78,7 +79,7 @@ static int collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 		int fd = open_verified(pd->fd, name, &st);
 		if (fd < 0)
 			return fd;
-		lowerdirs_add(dirs, fd, pd->layer);
+		sfs_lowerdirs_add(dirs, fd, pd->layer);
 		if (sfs_is_opaque(&fs->layers, fd))
 			break;
 	}
@@ -102,27 +103,6 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 	return g_strdup(buf[rl] ? buf + rl : "/");
 }
 
-int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
-		      struct sfs_obj *o, char **rel_out)
-{
-	char buf[PATH_MAX + 16];
-	ssize_t n = sfs_getxattr_at(dirfd, name, fs->layers.xa.lowerdata, buf,
-				    sizeof(buf) - 1);
-	if (n <= 0)
-		return n < 0 ? (int)n : -EIO;
-	buf[n] = '\0';
-	char *colon = strchr(buf, ':');
-	int l = atoi(buf);
-	if (!colon || colon[1] != '/' || l < 1 || l > fs->layers.nlower)
-		return -EIO;
-	const char *rel = colon[2] ? colon + 2 : ".";
-	int r = sfs_obj_at(&fs->layers, fs->layers.lower[l - 1].fd, rel, l,
-			   false, o);
-	if (r == 0)
-		*rel_out = g_strdup(rel);
-	return r;
-}
-
 static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
 {
 	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
@@ -134,7 +114,11 @@ static int upper_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 			   GArray **dirs)
 {
 	*opaque = sfs_is_opaque(&fs->layers, fd);
-	return *opaque ? 0 : collect_lowerdirs(fs, parent, name, 0, dirs);
+	if (*opaque)
+		return 0;
+	int r = sfs_redirect_dirs(fs, parent, sfs_node_upper(parent), name, dirs);
+	return r != 0 ? (r < 0 ? r : 0)
+		      : sfs_collect_lowerdirs(fs, parent, name, 0, dirs);
 }
 
 /* A local object not yet in the table: find its identity, and what it
@@ -170,7 +154,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
 	} else if (S_ISREG(ust->st_mode) && is_metacopy_at(fs, pfd, name)) {
-		int e = sfs_lowerdata_obj(fs, pfd, name, &low, &rel);
+		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
 		if (!meta)
 			sfs_warn("%s: metadata copy lost its shared data (%s)",
@@ -203,10 +187,10 @@ static int lower_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 	if (fd < 0)
 		return fd;
 	*o = (struct sfs_obj){ .fd = fd, .layer = pd->layer };
-	lowerdirs_add(dirs, dup(fd), pd->layer);
+	sfs_lowerdirs_add(dirs, dup(fd), pd->layer);
 	if (sfs_is_opaque(&fs->layers, fd))
 		return 0;
-	return collect_lowerdirs(fs, parent, name, i + 1, dirs);
+	return sfs_collect_lowerdirs(fs, parent, name, i + 1, dirs);
 }
 
 static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
@@ -376,7 +360,7 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)
 	GArray *dirs = NULL;
 	bool opaque = sfs_is_opaque(l, ufd);
 	for (int i = 0; i < l->nlower && !opaque; i++) {
-		lowerdirs_add(&dirs, dup(l->lower[i].fd), i + 1);
+		sfs_lowerdirs_add(&dirs, dup(l->lower[i].fd), i + 1);
 		if (sfs_is_opaque(l, l->lower[i].fd))
 			break;
 	}

@@ -33,10 +33,10 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err);
 /* Path of a shared-layer object relative to its layer root ("/a/b"). */
 char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer);
 
-/* Reference the data object that the metacopy file dirfd/name points at
- * ("LAYER:/path" in scratchfs.lowerdata). */
-int sfs_lowerdata_obj(struct sfs_fs *fs, int dirfd, const char *name,
-		      struct sfs_obj *o, char **rel);
+/* Shared directories merging into a directory: helpers for redirect.c. */
+void sfs_lowerdirs_add(GArray **dirs, int fd, int layer);
+int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
+			  const char *name, guint from, GArray **dirs);
 
 /* Open / stat the shared data of a node (metacopy or shared-only). */
 int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags);

@@ -114,7 +114,9 @@ static int run(struct sfs_config *cfg)
 		sfs_log_to_syslog();
 	}
 	sfs_creds_init();
-	code = serve(se, cfg) == 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
+	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
+	 * a clean, requested end. */
+	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
