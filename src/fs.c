@@ -8,6 +8,7 @@
 #include "options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
@@ -19,6 +20,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->metacopy = cfg->metacopy;
 	fs->read_only = cfg->read_only;
 	fs->writeback = cfg->writeback_cache;
+	fs->no_open = getenv("SFS_NO_OPEN") != NULL;
 	if (!sfs_layers_open(cfg, &fs->layers, err))
 		return false;
 	fs->table = sfs_table_new();
@@ -60,6 +62,15 @@ void sfs_op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (fs->no_open) {
+		/* Without OPEN the kernel would skip O_TRUNC when it believes
+		 * the open did it: make it send a SETATTR instead. */
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+		if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+			conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		else
+			fs->no_open = false;
+	}
 	/* Locks stay local to this kernel: the kernel handles flock and
 	 * POSIX locks itself when we do not claim them. */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);

@@ -15,6 +15,7 @@ struct sfs_fs {
 	bool metacopy;
 	bool read_only;
 	bool writeback;
+	bool no_open;  /* the kernel sends no OPEN/RELEASE (ops_file.c) */
 	/* Serialises changes to the namespace that span layers: copy-up,
 	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
 	 * getattr and links of local files never take it. */

@@ -14,7 +14,9 @@
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fail(GError *err)
@@ -84,12 +86,37 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* fusermount3 lets ordinary users use allow_other only when the admin
+ * said so in /etc/fuse.conf: check first, so the refusal is one line and
+ * comes before anything is mounted. */
+static bool allow_other_permitted(void)
+{
+	if (geteuid() == 0)
+		return true;
+	g_autofree char *txt = NULL;
+	if (!g_file_get_contents("/etc/fuse.conf", &txt, NULL, NULL))
+		return false;
+	g_auto(GStrv) lines = g_strsplit(txt, "\n", -1);
+	for (char **l = lines; *l; l++)
+		if (!strcmp(g_strstrip(*l), "user_allow_other"))
+			return true;
+	return false;
+}
+
 static int run(struct sfs_config *cfg)
 {
 	GError *err = NULL;
 	struct sfs_fs fs;
+	if (cfg->allow_other && !allow_other_permitted()) {
+		fprintf(stderr, "scratchfs: allow_other needs 'user_allow_other' "
+				"in /etc/fuse.conf when not run as root\n");
+		return SFS_EXIT_USAGE;
+	}
 	sfs_log_init(false, cfg->debug);
 	raise_fd_limit();
+	/* The kernel has applied the caller's umask to every mode it sends;
+	 * the daemon's own must not apply a second time. */
+	umask(0);
 	if (!sfs_fs_init(&fs, cfg, &err)) {
 		sfs_fs_destroy(&fs);
 		return fail(err);

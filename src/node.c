@@ -15,6 +15,7 @@ struct sfs_table {
 	GHashTable *by_ino;    /* reported st_ino -> node */
 	GHashTable *by_upper;  /* local layer inode number -> node */
 	struct sfs_node *root;
+	GQueue all;            /* every live node, hashed or retired */
 };
 
 static guint ino_hash(gconstpointer key)
@@ -63,14 +64,10 @@ static void node_free(struct sfs_node *n)
 
 void sfs_table_free(struct sfs_table *t)
 {
-	GHashTableIter it;
-	gpointer v;
-	g_hash_table_iter_init(&it, t->by_ino);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		if (v != t->root)
-			node_free(v);
-	if (t->root)
-		node_free(t->root);
+	/* At unmount the kernel may still hold nodes, retired ones too. */
+	GList *l;
+	while ((l = g_queue_pop_head_link(&t->all)))
+		node_free(l->data);
 	g_hash_table_destroy(t->by_ino);
 	g_hash_table_destroy(t->by_upper);
 	g_mutex_clear(&t->lock);
@@ -85,6 +82,8 @@ struct sfs_node *sfs_table_root(struct sfs_table *t)
 void sfs_table_set_root(struct sfs_table *t, struct sfs_node *root)
 {
 	t->root = root;
+	root->all_link.data = root;
+	g_queue_push_tail_link(&t->all, &root->all_link);
 	root->nlookup = 1; /* never forgotten */
 	root->hashed = true;
 	g_hash_table_insert(t->by_ino, &root->ino, root);
@@ -153,6 +152,8 @@ struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 	}
 	n->nlookup = 1;
 	n->hashed = true;
+	n->all_link.data = n;
+	g_queue_push_tail_link(&t->all, &n->all_link);
 	n->parent = parent;
 	n->name = g_strdup(name);
 	if (parent)
@@ -176,6 +177,18 @@ void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n,
 	g_mutex_unlock(&t->lock);
 }
 
+static void unhash_locked(struct sfs_table *t, struct sfs_node *n)
+{
+	if (!n->hashed || n == t->root)
+		return;
+	if (g_hash_table_lookup(t->by_ino, &n->ino) == n)
+		g_hash_table_remove(t->by_ino, &n->ino);
+	if (n->has_upper &&
+	    g_hash_table_lookup(t->by_upper, &n->upper_real_ino) == n)
+		g_hash_table_remove(t->by_upper, &n->upper_real_ino);
+	n->hashed = false;
+}
+
 /* Drop n if nothing refers to it; returns its parent when that parent lost
  * its last reference too (the caller continues with it), else NULL. */
 static struct sfs_node *maybe_drop_locked(struct sfs_table *t,
@@ -183,13 +196,8 @@ static struct sfs_node *maybe_drop_locked(struct sfs_table *t,
 {
 	if (n == t->root || n->nlookup || n->refs)
 		return NULL;
-	if (n->hashed) {
-		g_hash_table_remove(t->by_ino, &n->ino);
-		if (n->has_upper &&
-		    g_hash_table_lookup(t->by_upper, &n->upper_real_ino) == n)
-			g_hash_table_remove(t->by_upper, &n->upper_real_ino);
-		n->hashed = false;
-	}
+	unhash_locked(t, n);
+	g_queue_unlink(&t->all, &n->all_link);
 	*dead = g_slist_prepend(*dead, n);
 	struct sfs_node *p = n->parent;
 	n->parent = NULL;
@@ -209,6 +217,13 @@ static void free_dead(GSList *dead)
 {
 	/* fds are closed outside the table lock. */
 	g_slist_free_full(dead, (GDestroyNotify)node_free);
+}
+
+void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n)
+{
+	g_mutex_lock(&t->lock);
+	unhash_locked(t, n);
+	g_mutex_unlock(&t->lock);
 }
 
 void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n)

@@ -60,7 +60,8 @@ struct sfs_node {
 	/* Protected by the table lock. */
 	uint64_t nlookup;      /* kernel references */
 	uint64_t refs;         /* internal: children, open handles */
-	bool hashed;           /* present in the table */
+	bool hashed;           /* findable by st_ino / local inode */
+	GList all_link;        /* in the table's list of every live node */
 
 	/* Filled once under the namespace lock, then published by has_upper
 	 * (atomic); never changed afterwards. */
@@ -159,6 +160,11 @@ void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n);
 void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count);
 void sfs_node_ref(struct sfs_table *t, struct sfs_node *n);
 void sfs_node_unref(struct sfs_table *t, struct sfs_node *n);
+
+/* n's local inode died (its last name was removed): lookups must never
+ * find it again, even when the filesystem reuses the inode number.  The
+ * node lives on while the kernel holds it. */
+void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n);
 
 /* Move n under a new parent/name (rename); namespace lock held. */
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,

@@ -25,6 +25,14 @@ static inline void sfs_reply_err(fuse_req_t req, int negerr)
 int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
 		      const char *name);
 
+/* Removing the local name dirfd/name: if it is the inode's last name,
+ * pin the inode with an O_PATH fd (open files stay usable, also where
+ * nodes hold only a file handle) and retire it from the table once the
+ * name is gone.  Returns the node to pass to sfs_last_name_done(). */
+struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
+				       const char *name);
+void sfs_last_name_done(struct sfs_fs *fs, struct sfs_node *n, bool removed);
+
 /* Create a new local object dirfd/name via make(); handles creating over a
  * whiteout (atomically, marking directories opaque) and caller ownership.
  * On success *out/st hold the new node. */

@@ -17,6 +17,11 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct stat st;
 	int r = sfs_node_getattr(fs, sfs_req_node(req, ino), &st);
+	/* fstat() of an open file whose names are all gone. */
+	if (r == -ESTALE && fi && (int)fi->fh > 0 && fstat((int)fi->fh - 1, &st) == 0) {
+		st.st_ino = sfs_req_node(req, ino)->ino;
+		r = 0;
+	}
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
@@ -48,8 +53,8 @@ static int set_times(int fd, const struct stat *attr, int valid)
 
 static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
 {
-	if (fi)
-		return ftruncate(fi->fh, size) ? -errno : 0;
+	if (fi && (int)fi->fh > 0) /* fh is the fd + 1, see ops_file.c */
+		return ftruncate((int)fi->fh - 1, size) ? -errno : 0;
 	int fd = sfs_reopen(opath, O_WRONLY);
 	if (fd < 0)
 		return fd;

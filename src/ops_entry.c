@@ -89,6 +89,37 @@ int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
 	return 0;
 }
 
+struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
+				       const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    (!S_ISDIR(st.st_mode) && st.st_nlink > 1))
+		return NULL;
+	struct sfs_node *n = sfs_table_find_upper(fs->table, st.st_ino, false);
+	if (!n)
+		return NULL;
+	sfs_node_ref(fs->table, n);
+	/* Without OPEN (no_open) an open file has no fd of ours: keep the
+	 * inode reachable.  With OPEN, the open fd does that, and pinning
+	 * would only delay freeing the space. */
+	if (fs->no_open && n->upper.fd < 0) {
+		int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			g_atomic_int_set(&n->upper.fd, fd);
+	}
+	return n;
+}
+
+void sfs_last_name_done(struct sfs_fs *fs, struct sfs_node *n, bool removed)
+{
+	if (!n)
+		return;
+	if (removed)
+		sfs_table_unhash(fs->table, n);
+	sfs_node_unref(fs->table, n);
+}
+
 static bool name_is_local(int dirfd, const char *name)
 {
 	struct stat st;
@@ -135,6 +166,8 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	struct sfs_fs *fs = sfs_req_fs(req);
 	if (fs->read_only)
 		return -EROFS;
+	if (sfs_is_wh_name(name))
+		return -EPERM; /* would read back as a whiteout */
 	int r = sfs_copyup(fs, parent, SFS_COPY_META);
 	if (r < 0)
 		return r;
@@ -240,7 +273,7 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 		   struct stat *st)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
-	if (S_ISDIR(n->type))
+	if (S_ISDIR(n->type) || sfs_is_wh_name(newname))
 		return -EPERM;
 	if (fs->read_only)
 		return -EROFS;
@@ -303,14 +336,18 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	bool local = sfs_node_has_upper(n);
 	if (local && g_atomic_int_get(&n->indexed) && !name_is_local(dirfd, name))
 		sfs_index_name_gone(fs, n);
-	if (local && !below)
-		return unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno
-									: 0;
 	if (!local)
 		return sfs_whiteout_create(&fs->layers, dirfd, name);
-	char tmp[32];
-	sfs_tmp_name(fs, tmp);
-	return sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
+	struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
+	if (!below) {
+		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;
+	} else {
+		char tmp[32];
+		sfs_tmp_name(fs, tmp);
+		r = sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
+	}
+	sfs_last_name_done(fs, last, r == 0);
+	return r;
 }
 
 static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -329,9 +366,11 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * directory that was moved here; the full path below sorts it. */
 	int dirfd = sfs_node_upper(p);
 	if (dirfd >= 0 && !(p->lowerdirs && p->lowerdirs->len)) {
+		struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
 		int e = unlinkat(dirfd, name, want_dir ? AT_REMOVEDIR : 0)
 				? errno
 				: 0;
+		sfs_last_name_done(fs, last, e == 0);
 		if (e != ENOTEMPTY) {
 			fuse_reply_err(req, e);
 			return;

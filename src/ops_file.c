@@ -1,12 +1,19 @@
-/* ops_file.c - open files: open/create, read/write, release, fsync,
+/* ops_file.c - file data: open/create, read/write, release, fsync,
  * fallocate, lseek, copy_file_range.
  *
- * fi->fh is the real file descriptor.  A file opened only for reading
- * reads straight from whichever layer holds its data; opening for writing
- * copies the data up first.  FLUSH is not implemented on purpose: writes
- * go straight to the local file, so close() has nothing to report, and
- * the kernel stops sending FLUSH after the first ENOSYS (one round trip
- * less per close).
+ * Two modes (fs->no_open, `-o no_open`):
+ *  - open per open(2): OPEN opens the real file, fi->fh carries it, and
+ *    opening for writing copies the data up first;
+ *  - no_open (default): OPEN answers ENOSYS once, after which the kernel
+ *    sends no OPEN or RELEASE at all and keeps the page cache across
+ *    opens (invalidated when the attributes show a change).  Each I/O
+ *    request then opens the real file for its own duration, and the
+ *    first write copies the data up.  An open/read/close of a cached
+ *    file costs no round trip.
+ * FLUSH is never implemented: writes go straight to the local file, so
+ * close() has nothing to report, and the kernel stops sending it.
+ *
+ * fi->fh is the real fd plus one, so that 0 means "no fd of its own".
  */
 #include "config.h"
 
@@ -21,6 +28,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static inline uint64_t fh_from_fd(int fd)
+{
+	return (uint64_t)fd + 1;
+}
+
+static inline int fd_from_fh(const struct fuse_file_info *fi)
+{
+	return fi ? (int)fi->fh - 1 : -1;
+}
 
 static bool wants_write(int flags)
 {
@@ -58,35 +75,72 @@ static bool cache_still_valid(struct sfs_node *n, int fd)
 	return same;
 }
 
-static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
+static int open_for_read(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
-	if (wants_write(flags)) {
-		if (fs->read_only)
-			return -EROFS;
-		int r = sfs_copyup(fs, n, (flags & O_TRUNC) ? SFS_COPY_EMPTY
-							     : SFS_COPY_DATA);
-		if (r < 0)
-			return r;
-		return sfs_obj_open(&fs->layers, &n->upper,
-				    real_flags(fs, flags));
-	}
 	const struct sfs_obj *data = sfs_node_data_obj(n);
 	if (data->layer == 0)
-		return sfs_obj_open(&fs->layers, data, real_flags(fs, flags));
+		return sfs_obj_open(&fs->layers, data, flags);
 	/* Never touch the shared layer's atimes. */
-	return sfs_node_open_lowerdata(fs, n, real_flags(fs, flags) | O_NOATIME);
+	return sfs_node_open_lowerdata(fs, n, flags | O_NOATIME);
+}
+
+static int open_for_write(struct sfs_fs *fs, struct sfs_node *n, int flags)
+{
+	if (fs->read_only)
+		return -EROFS;
+	int r = sfs_copyup(fs, n, (flags & O_TRUNC) ? SFS_COPY_EMPTY
+						     : SFS_COPY_DATA);
+	return r < 0 ? r : sfs_obj_open(&fs->layers, &n->upper, flags);
+}
+
+static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
+{
+	flags = real_flags(fs, flags);
+	return wants_write(flags) ? open_for_write(fs, n, flags)
+				  : open_for_read(fs, n, flags);
+}
+
+/* The fd an I/O request works on: the handle's own, or one opened just
+ * for this request (no_open mode). */
+struct io_fd {
+	int fd;
+	bool own;
+};
+
+static int io_open(struct sfs_fs *fs, fuse_ino_t ino,
+		   struct fuse_file_info *fi, bool write, struct io_fd *io)
+{
+	io->fd = fd_from_fh(fi);
+	io->own = false;
+	if (io->fd >= 0)
+		return 0;
+	struct sfs_node *n = sfs_node_from_id(fs->table, ino);
+	io->fd = write ? open_for_write(fs, n, O_WRONLY) : open_node(fs, n, O_RDONLY);
+	io->own = io->fd >= 0;
+	return io->fd < 0 ? io->fd : 0;
+}
+
+static void io_close(struct io_fd *io)
+{
+	if (io->own)
+		close(io->fd);
+	io->own = false;
 }
 
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int fd = open_node(fs, n, fi->flags);
 	if (fd < 0) {
 		sfs_reply_err(req, fd);
 		return;
 	}
-	fi->fh = fd;
+	fi->fh = fh_from_fd(fd);
 	fi->keep_cache = cache_still_valid(n, fd);
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
@@ -126,12 +180,18 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		sfs_reply_err(req, r);
 		return;
 	}
-	fi->fh = a.fd;
+	if (fs->no_open) {
+		/* Like every other open in this mode: no fd of its own. */
+		close(a.fd);
+		a.fd = -1;
+	}
+	fi->fh = fh_from_fd(a.fd);
 	fi->noflush = 1;
 	struct fuse_entry_param e;
 	sfs_fill_entry(fs, n, &st, &e);
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		close(a.fd);
+		if (a.fd >= 0)
+			close(a.fd);
 		sfs_node_forget(fs->table, n, 1);
 	}
 }
@@ -139,22 +199,37 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
-	/* Hand the fd to libfuse: it splices when the kernel allows. */
+	struct io_fd io;
+	int r = io_open(sfs_req_fs(req), ino, fi, false, &io);
+	if (r < 0) {
+		sfs_reply_err(req, r);
+		return;
+	}
+	/* Hand the fd to libfuse: it splices when the kernel allows, and
+	 * is done with the fd when this returns. */
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fi->fh;
+	buf.buf[0].fd = io.fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	io_close(&io);
 }
 
 void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		      off_t off, struct fuse_file_info *fi)
 {
+	struct io_fd io;
+	int r = io_open(sfs_req_fs(req), ino, fi, true, &io);
+	if (r < 0) {
+		sfs_reply_err(req, r);
+		return;
+	}
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = fi->fh;
+	out.buf[0].fd = io.fd;
 	out.buf[0].pos = off;
 	ssize_t n = fuse_buf_copy(&out, in, 0);
+	io_close(&io);
 	if (n < 0)
 		fuse_reply_err(req, -n);
 	else
@@ -163,31 +238,57 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	close(fi->fh);
+	int fd = fd_from_fh(fi);
+	if (fd >= 0)
+		close(fd);
 	fuse_reply_err(req, 0);
 }
 
 void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		  struct fuse_file_info *fi)
 {
-	int r = datasync ? fdatasync(fi->fh) : fsync(fi->fh);
-	fuse_reply_err(req, r ? errno : 0);
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *n = sfs_req_node(req, ino);
+	struct io_fd io = { fd_from_fh(fi), false };
+	if (io.fd < 0 && !sfs_node_has_upper(n)) {
+		fuse_reply_err(req, 0); /* nothing local to flush */
+		return;
+	}
+	if (io.fd < 0) {
+		io.fd = sfs_obj_open(&fs->layers, &n->upper, O_RDONLY);
+		io.own = io.fd >= 0;
+	}
+	int e = io.fd < 0 ? -io.fd : 0;
+	if (!e && (datasync ? fdatasync(io.fd) : fsync(io.fd)) != 0)
+		e = errno;
+	io_close(&io);
+	fuse_reply_err(req, e);
 }
 
 void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		      off_t len, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, fallocate(fi->fh, mode, off, len) ? errno : 0);
+	struct io_fd io;
+	int r = io_open(sfs_req_fs(req), ino, fi, true, &io);
+	if (r == 0 && fallocate(io.fd, mode, off, len) != 0)
+		r = -errno;
+	io_close(&io);
+	fuse_reply_err(req, -r);
 }
 
 void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		  struct fuse_file_info *fi)
 {
-	off_t r = lseek(fi->fh, off, whence);
+	struct io_fd io;
+	int r = io_open(sfs_req_fs(req), ino, fi, false, &io);
+	off_t pos = r < 0 ? r : lseek(io.fd, off, whence);
+	if (r == 0 && pos < 0)
+		r = -errno;
+	io_close(&io);
 	if (r < 0)
-		fuse_reply_err(req, errno);
+		sfs_reply_err(req, r);
 	else
-		fuse_reply_lseek(req, r);
+		fuse_reply_lseek(req, pos);
 }
 
 void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -195,10 +296,20 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			    off_t off_out, struct fuse_file_info *fi_out,
 			    size_t len, int flags)
 {
-	ssize_t n = copy_file_range(fi_in->fh, &off_in, fi_out->fh, &off_out,
-				    len, flags);
-	if (n < 0)
-		fuse_reply_err(req, errno);
+	struct sfs_fs *fs = sfs_req_fs(req);
+	struct io_fd in, out = { -1, false };
+	int r = io_open(fs, ino_in, fi_in, false, &in);
+	if (r == 0)
+		r = io_open(fs, ino_out, fi_out, true, &out);
+	ssize_t n = r < 0 ? r
+			  : copy_file_range(in.fd, &off_in, out.fd, &off_out,
+					    len, flags);
+	if (r == 0 && n < 0)
+		r = -errno;
+	io_close(&in);
+	io_close(&out);
+	if (r < 0)
+		sfs_reply_err(req, r);
 	else
 		fuse_reply_write(req, n);
 }

@@ -120,6 +120,8 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 {
 	if (fs->read_only)
 		return -EROFS;
+	if (sfs_is_wh_name(dst->name))
+		return -EPERM; /* would read back as a whiteout */
 	int r = end_lookup(fs, src);
 	if (r == 0 && !src->node)
 		r = -ENOENT;
@@ -143,8 +145,13 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 		r = shield(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
 		r = shield(fs, dst->node, src->below);
+	struct sfs_node *last = NULL;
+	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
+		last = sfs_last_name_prepare(fs, sfs_node_upper(dst->parent),
+					     dst->name);
 	if (r == 0)
 		r = move(fs, src, dst, flags);
+	sfs_last_name_done(fs, last, r == 0);
 	if (r < 0)
 		return r;
 	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);

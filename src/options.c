@@ -398,7 +398,7 @@ static bool apply_option(struct parser *p, const struct origin *o,
 		if (d->type == OT_DEFAULT_PERMISSIONS) {
 			if (!v) {
 				option_error(err, o, name, value,
-					     "refused: scratchfs always lets the kernel check permissions (default_permissions); without it, allow_other would let any user read anything");
+					     "refused: shared mounts (allow_other) always have the kernel check permissions; without that check any user could read anything");
 				return false;
 			}
 			return true;
@@ -1101,7 +1101,8 @@ void sfs_print_help(FILE *out, const char *progname)
 		"    -o multithread             multi-threaded request loop\n"
 		"    -o allow_other             let every user use the mount (default as root)\n"
 		"    -o noallow_other           only the mounting user may use the mount\n"
-		"    -o default_permissions     the kernel checks permissions (always on)\n"
+		"    -o default_permissions     the kernel checks permissions (always, with\n"
+		"                               allow_other)\n"
 		"    -o ro                      read-only mount\n"
 		"    -o fsname=NAME             source name in /proc/mounts (default SHARED)\n"
 		"\n"
