@@ -347,3 +347,15 @@ int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
 		sfs_index_name_gone(fs, n); /* that shared name is local now */
 	return r;
 }
+
+int sfs_copyup_shared_link(struct sfs_fs *fs, struct sfs_node *n)
+{
+	if (!S_ISREG(n->type) || sfs_node_has_upper(n))
+		return 0;
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	struct stat st;
+	if (low.fd < 0 || fstatat(low.fd, "", &st, AT_EMPTY_PATH) != 0 ||
+	    st.st_nlink < 2)
+		return 0;
+	return sfs_copyup(fs, n, SFS_COPY_META);
+}

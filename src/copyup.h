@@ -35,6 +35,10 @@ int sfs_copyup_tree(struct sfs_fs *fs, struct sfs_node *dir);
 int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
 		    const char *name, struct sfs_node *n);
 
+/* Before one name of a file hardlinked inside a shared layer goes away:
+ * copy it up (metadata only), so the index counts the names left. */
+int sfs_copyup_shared_link(struct sfs_fs *fs, struct sfs_node *n);
+
 /* Does this node have anything in a shared layer (needs a whiteout when
  * removed, a copy-up when renamed)? */
 bool sfs_node_has_lower(const struct sfs_node *n);

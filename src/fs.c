@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "ops.h"
+#include "readdir.h"
 #include "options.h"
 
 #include <stdio.h>
@@ -16,6 +17,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 {
 	memset(fs, 0, sizeof(*fs));
 	g_rec_mutex_init(&fs->ns_lock);
+	g_mutex_init(&fs->dirs_lock);
 	fs->timeout = cfg->timeout;
 	fs->metacopy = cfg->metacopy;
 	fs->read_only = cfg->read_only;
@@ -33,6 +35,12 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 
 void sfs_fs_destroy(struct sfs_fs *fs)
 {
+	GList *l;
+	while ((l = g_queue_pop_head_link(&fs->open_dirs))) {
+		sfs_dir_clear(l->data);
+		g_free(l->data);
+	}
+	g_mutex_clear(&fs->dirs_lock);
 	if (fs->table)
 		sfs_table_free(fs->table);
 	fs->table = NULL;

@@ -6,6 +6,8 @@
 
 #include <fuse_lowlevel.h>
 
+struct sfs_notifier;
+
 struct sfs_config;
 
 struct sfs_fs {
@@ -21,7 +23,12 @@ struct sfs_fs {
 	 * getattr and links of local files never take it. */
 	GRecMutex ns_lock;
 	struct fuse_session *se;
+	struct sfs_notifier *notifier; /* NULL until the session runs */
 	guint64 tmp_counter; /* atomic: unique temp names in workdir */
+	/* Directory handles the kernel has not released: an unmount while a
+	 * directory is open skips RELEASEDIR, so they are freed at the end. */
+	GMutex dirs_lock;
+	GQueue open_dirs;
 };
 
 /* Set up layers, root node; false with err set on failure. */

@@ -5,6 +5,7 @@
 #include "objref.h"
 #include "copyup.h"
 #include "index.h"
+#include "notify.h"
 #include "redirect.h"
 #include "log.h"
 #include "whiteout.h"
@@ -306,13 +307,32 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	return r;
 }
 
+/* Has the data file changed since last seen?  Records what it saw. */
+bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
+{
+	g_mutex_lock(&n->cache_lock);
+	bool changed = !n->cache_valid || n->cached_size != data->st_size ||
+		       n->cached_ino != data->st_ino ||
+		       n->cached_mtime.tv_sec != data->st_mtim.tv_sec ||
+		       n->cached_mtime.tv_nsec != data->st_mtim.tv_nsec;
+	bool seen = n->cache_valid;
+	n->cached_size = data->st_size;
+	n->cached_mtime = data->st_mtim;
+	n->cached_ino = data->st_ino;
+	n->cache_valid = true;
+	g_mutex_unlock(&n->cache_lock);
+	return changed && seen;
+}
+
 static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
 			  struct stat *st)
 {
 	/* Data, and so size, still come from the shared file. */
-	sfs_debug("metacopy size of %s via %s", n->name, n->lowerdata);
 	struct stat lst;
 	if (sfs_node_stat_lowerdata(fs, n, &lst) == 0) {
+		/* The local mtime stays: the kernel would keep stale pages. */
+		if (sfs_node_data_changed(n, &lst))
+			sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
 		st->st_size = lst.st_size;
 		st->st_blocks = lst.st_blocks;
 	}

@@ -38,6 +38,10 @@ void sfs_lowerdirs_add(GArray **dirs, int fd, int layer);
 int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 			  const char *name, guint from, GArray **dirs);
 
+/* Has the data file changed since last seen (open or getattr)?  Records
+ * what it saw; false the first time. */
+bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data);
+
 /* Open / stat the shared data of a node (metacopy or shared-only). */
 int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags);
 int sfs_node_stat_lowerdata(struct sfs_fs *fs, struct sfs_node *n,

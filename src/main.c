@@ -9,6 +9,7 @@
 #include "creds.h"
 #include "fs.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
 
 #include <fuse_lowlevel.h>
@@ -141,9 +142,12 @@ static int run(struct sfs_config *cfg)
 		sfs_log_to_syslog();
 	}
 	sfs_creds_init();
+	fs.notifier = sfs_notifier_start(se);
 	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean, requested end. */
 	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
+	sfs_notifier_stop(fs.notifier);
+	fs.notifier = NULL;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -82,10 +82,12 @@ struct sfs_node {
 	gint indexed;          /* atomic: local inode also linked in index/ */
 	gint lower_pending;    /* atomic: indexed: shared names not yet local */
 
-	/* Page-cache validity: mtime/size seen at the last open. */
+	/* Page-cache validity: the data file as last seen (at open, or for
+	 * a metacopy at getattr). */
 	GMutex cache_lock;
 	struct timespec cached_mtime;
 	off_t cached_size;
+	ino_t cached_ino;
 	bool cache_valid;
 };
 

@@ -9,6 +9,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+static void close_dir(struct sfs_fs *fs, struct sfs_dir *d)
+{
+	struct sfs_node *n = d->node;
+	g_mutex_lock(&fs->dirs_lock);
+	g_queue_unlink(&fs->open_dirs, &d->link);
+	g_mutex_unlock(&fs->dirs_lock);
+	sfs_dir_clear(d);
+	g_free(d);
+	sfs_node_unref(fs->table, n);
+}
+
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
@@ -21,12 +32,13 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	sfs_node_ref(fs->table, n);
+	d->link.data = d;
+	g_mutex_lock(&fs->dirs_lock);
+	g_queue_push_tail_link(&fs->open_dirs, &d->link);
+	g_mutex_unlock(&fs->dirs_lock);
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) != 0) {
-		sfs_dir_clear(d);
-		sfs_node_unref(fs->table, n);
-		g_free(d);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		close_dir(fs, d);
 }
 
 static bool is_dot(const char *name)
@@ -99,12 +111,7 @@ void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct sfs_fs *fs = sfs_req_fs(req);
-	struct sfs_dir *d = (struct sfs_dir *)(uintptr_t)fi->fh;
-	struct sfs_node *n = d->node;
-	sfs_dir_clear(d);
-	g_free(d);
-	sfs_node_unref(fs->table, n);
+	close_dir(sfs_req_fs(req), (struct sfs_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -319,7 +319,9 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	int below = sfs_lower_visible(fs, parent, name);
 	if (below < 0)
 		return below;
-	int r = 0;
+	int r = sfs_copyup_shared_link(fs, n);
+	if (r < 0)
+		return r;
 	if (is_dir) {
 		r = sfs_dir_check_empty(fs, n);
 		if (r == 0 && sfs_node_upper(n) >= 0)

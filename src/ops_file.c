@@ -57,22 +57,15 @@ static int real_flags(struct sfs_fs *fs, int flags)
 	return flags;
 }
 
-/* keep_cache only when the file is unchanged since the last open, so edits
- * made directly in the shared layer show up on the next open. */
+/* keep_cache only when the file is unchanged since the last look, so
+ * edits made directly in the shared layer show up on the next open. */
 static bool cache_still_valid(struct sfs_node *n, int fd)
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return false;
-	g_mutex_lock(&n->cache_lock);
-	bool same = n->cache_valid && n->cached_size == st.st_size &&
-		    n->cached_mtime.tv_sec == st.st_mtim.tv_sec &&
-		    n->cached_mtime.tv_nsec == st.st_mtim.tv_nsec;
-	n->cached_size = st.st_size;
-	n->cached_mtime = st.st_mtim;
-	n->cache_valid = true;
-	g_mutex_unlock(&n->cache_lock);
-	return same;
+	bool seen = n->cache_valid;
+	return !sfs_node_data_changed(n, &st) && seen;
 }
 
 static int open_for_read(struct sfs_fs *fs, struct sfs_node *n, int flags)

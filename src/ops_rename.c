@@ -78,7 +78,7 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 	if (S_ISDIR(src->node->type) != S_ISDIR(dst->node->type))
 		return S_ISDIR(src->node->type) ? -ENOTDIR : -EISDIR;
 	if (!S_ISDIR(dst->node->type))
-		return 0;
+		return sfs_copyup_shared_link(fs, dst->node);
 	int r = sfs_dir_check_empty(fs, dst->node);
 	if (r == 0 && sfs_node_upper(dst->node) >= 0)
 		r = sfs_clear_whiteouts(sfs_node_upper(dst->node));

@@ -19,6 +19,7 @@ struct sfs_dirent {
 struct sfs_dir {
 	struct sfs_node *node;
 	GArray *entries;     /* struct sfs_dirent, "." and ".." first */
+	GList link;          /* in fs->open_dirs, for teardown at unmount */
 };
 
 int sfs_dir_snapshot(struct sfs_fs *fs, struct sfs_node *n,

@@ -1,0 +1,17 @@
+/* notify.h - tell the kernel to drop a node's cached pages.
+ *
+ * Used when scratchfs learns that data changed behind the kernel's back
+ * in a way the attributes do not show (a shared file under a metadata-only
+ * copy was rewritten: the local mtime stays).  The notification is sent
+ * from a thread of its own, never from a request handler: the kernel may
+ * wait on a page that a queued READ of the same file holds.
+ */
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+struct sfs_notifier;
+
+struct sfs_notifier *sfs_notifier_start(struct fuse_session *se);
+void sfs_notifier_inval(struct sfs_notifier *nt, fuse_ino_t nodeid);
+void sfs_notifier_stop(struct sfs_notifier *nt);
