@@ -109,28 +109,28 @@ fail:
 	return false;
 }
 
+static const char *xa_name(const char *ns, const char *name)
+{
+	g_autofree char *full = g_strconcat(ns, name, NULL);
+	return g_intern_string(full);
+}
+
+/* The private xattr names, under trusted.* as root or user.* otherwise.
+ * Interned: they live as long as the process. */
 static void set_xattr_names(struct sfs_layers *l, bool trusted)
 {
+	const char *ns = trusted ? "trusted." : "user.";
 	struct sfs_xattr_names *x = &l->xa;
-	if (trusted) {
-		x->opaque = "trusted.overlay.opaque";
-		x->metacopy = "trusted.overlay.metacopy";
-		x->ino = "trusted.scratchfs.ino";
-		x->lowerdata = "trusted.scratchfs.lowerdata";
-		x->nlink = "trusted.scratchfs.nlink";
-		x->redirect = "trusted.overlay.redirect";
-		x->prefix_overlay = "trusted.overlay.";
-		x->prefix_scratchfs = "trusted.scratchfs.";
-	} else {
-		x->opaque = "user.overlay.opaque";
-		x->metacopy = "user.overlay.metacopy";
-		x->ino = "user.scratchfs.ino";
-		x->lowerdata = "user.scratchfs.lowerdata";
-		x->nlink = "user.scratchfs.nlink";
-		x->redirect = "user.overlay.redirect";
-		x->prefix_overlay = "user.overlay.";
-		x->prefix_scratchfs = "user.scratchfs.";
-	}
+#define XA(field, name) x->field = xa_name(ns, name)
+	XA(opaque, "overlay.opaque");
+	XA(metacopy, "overlay.metacopy");
+	XA(redirect, "overlay.redirect");
+	XA(ino, "scratchfs.ino");
+	XA(lowerdata, "scratchfs.lowerdata");
+	XA(nlink, "scratchfs.nlink");
+	XA(prefix_overlay, "overlay.");
+	XA(prefix_scratchfs, "scratchfs.");
+#undef XA
 }
 
 /* What can the local filesystem do?  Each probe runs in workdir/work. */

@@ -57,24 +57,33 @@ static bool parent_merges(const struct sfs_node *parent)
 	       !g_atomic_int_get(&parent->opaque);
 }
 
+int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
+		   struct stat *st)
+{
+	if (!parent_merges(parent))
+		return 0;
+	for (; *i < parent->lowerdirs->len; (*i)++) {
+		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, *i).fd;
+		if (fstatat(fd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+			return sfs_is_whiteout_stat(st) ? 0 : 1;
+		if (errno != ENOENT)
+			return -errno;
+		if (sfs_has_wh_file(fd, name))
+			return 0;
+	}
+	return 0;
+}
+
 /* Collect the shared directories named `name` below parent's shared dirs,
  * starting at position `from`, until an opaque one or a non-directory. */
 int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 			  const char *name, guint from, GArray **dirs)
 {
-	if (!parent_merges(parent))
-		return 0;
-	for (guint i = from; i < parent->lowerdirs->len; i++) {
+	struct stat st;
+	int r;
+	for (guint i = from; (r = sfs_lower_find(parent, name, &i, &st)) > 0; i++) {
 		struct sfs_lowerdir *pd =
 			&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
-		struct stat st;
-		if (fstatat(pd->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno != ENOENT)
-				return -errno;
-			if (sfs_has_wh_file(pd->fd, name))
-				break;
-			continue;
-		}
 		if (!S_ISDIR(st.st_mode))
 			break;
 		int fd = open_verified(pd->fd, name, &st);
@@ -84,7 +93,7 @@ int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 		if (sfs_is_opaque(&fs->layers, fd))
 			break;
 	}
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
@@ -102,6 +111,13 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 	if (strncmp(buf, root, rl) != 0 || (buf[rl] != '/' && buf[rl] != '\0'))
 		return NULL;
 	return g_strdup(buf[rl] ? buf + rl : "/");
+}
+
+/* A metadata-only copy is a sparse file: size but no blocks.  Anything
+ * else needs no xattr read (one syscall less per cold lookup). */
+static bool may_be_metacopy(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_size > 0 && st->st_blocks == 0;
 }
 
 static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
@@ -154,7 +170,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
-	} else if (S_ISREG(ust->st_mode) && is_metacopy_at(fs, pfd, name)) {
+	} else if (may_be_metacopy(ust) && is_metacopy_at(fs, pfd, name)) {
 		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
 		if (!meta)
@@ -223,29 +239,18 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 			   const char *name, struct sfs_node **out,
 			   struct stat *found)
 {
-	if (!parent_merges(parent))
-		return -ENOENT;
-	for (guint i = 0; i < parent->lowerdirs->len; i++) {
-		struct sfs_lowerdir *pd =
-			&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
-		struct stat st;
-		if (fstatat(pd->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno != ENOENT)
-				return -errno;
-			if (sfs_has_wh_file(pd->fd, name))
-				return -ENOENT;
-			continue;
-		}
-		if (sfs_is_whiteout_stat(&st))
-			return -ENOENT;
-		*found = st;
-		uint64_t ino = sfs_make_ino(pd->layer, st.st_ino);
-		*out = sfs_table_find_ino(fs->table, ino, true);
-		if (*out)
-			return 0;
-		return new_lower_node(fs, parent, name, i, &st, ino, out);
-	}
-	return -ENOENT;
+	guint i = 0;
+	struct stat st;
+	int r = sfs_lower_find(parent, name, &i, &st);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	*found = st;
+	int layer = g_array_index(parent->lowerdirs, struct sfs_lowerdir, i).layer;
+	uint64_t ino = sfs_make_ino(layer, st.st_ino);
+	*out = sfs_table_find_ino(fs->table, ino, true);
+	if (*out)
+		return 0;
+	return new_lower_node(fs, parent, name, i, &st, ino, out);
 }
 
 /* *st is set to the attributes of the object that was found by name; the

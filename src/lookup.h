@@ -33,6 +33,11 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err);
 /* Path of a shared-layer object relative to its layer root ("/a/b"). */
 char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer);
 
+/* Find name in parent's shared directories from position *i on: 1 and
+ * *i, st set where it is; 0 if absent or hidden by a whiteout; -errno. */
+int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
+		   struct stat *st);
+
 /* Shared directories merging into a directory: helpers for redirect.c. */
 void sfs_lowerdirs_add(GArray **dirs, int fd, int layer);
 int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,

@@ -74,19 +74,9 @@ void sfs_op_forget_multi(fuse_req_t req, size_t count,
 int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
 		      const char *name)
 {
-	if (!parent->lowerdirs || g_atomic_int_get(&parent->opaque))
-		return 0;
-	for (guint i = 0; i < parent->lowerdirs->len; i++) {
-		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, i).fd;
-		struct stat st;
-		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			return sfs_is_whiteout_stat(&st) ? 0 : 1;
-		if (errno != ENOENT)
-			return -errno;
-		if (sfs_has_wh_file(fd, name))
-			return 0;
-	}
-	return 0;
+	guint i = 0;
+	struct stat st;
+	return sfs_lower_find(parent, name, &i, &st);
 }
 
 struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,

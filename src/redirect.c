@@ -62,22 +62,18 @@ static int from_absolute(struct sfs_fs *fs, const char *path,
 static int from_parent(struct sfs_fs *fs, struct sfs_node *parent,
 		       const char *name, struct sfs_obj *o, char **rel)
 {
-	if (!parent->lowerdirs)
-		return -ENOENT;
-	for (guint i = 0; i < parent->lowerdirs->len; i++) {
-		struct sfs_lowerdir *pd =
-			&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
-		struct stat st;
-		if (fstatat(pd->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		int r = sfs_obj_at(&fs->layers, pd->fd, name, pd->layer, false, o);
-		g_autofree char *dir = sfs_lower_path(fs, pd->fd, pd->layer);
-		if (r == 0 && dir)
-			*rel = g_build_filename(dir + 1, name, NULL);
-		return r;
-	}
-	return -ENOENT;
+	guint i = 0;
+	struct stat st;
+	int r = sfs_lower_find(parent, name, &i, &st);
+	if (r <= 0 || !S_ISREG(st.st_mode))
+		return r < 0 ? r : -ENOENT;
+	struct sfs_lowerdir *pd =
+		&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
+	r = sfs_obj_at(&fs->layers, pd->fd, name, pd->layer, false, o);
+	g_autofree char *dir = sfs_lower_path(fs, pd->fd, pd->layer);
+	if (r == 0 && dir)
+		*rel = g_build_filename(dir + 1, name, NULL);
+	return r;
 }
 
 int sfs_find_lowerdata(struct sfs_fs *fs, struct sfs_node *parent, int pfd,
