@@ -9,7 +9,6 @@
 #include "options.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
@@ -22,7 +21,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->metacopy = cfg->metacopy;
 	fs->read_only = cfg->read_only;
 	fs->writeback = cfg->writeback_cache;
-	fs->no_open = getenv("SFS_NO_OPEN") != NULL;
+	fs->no_open = cfg->no_open;
 	if (!sfs_layers_open(cfg, &fs->layers, err))
 		return false;
 	fs->table = sfs_table_new();

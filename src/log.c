@@ -30,7 +30,8 @@ bool sfs_log_debug_enabled(void)
 	return debug_on;
 }
 
-static void vlog(int prio, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vlog(int prio, const char *fmt, va_list ap)
 {
 	if (use_syslog) {
 		vsyslog(prio, fmt, ap);

@@ -1,110 +1,37 @@
 /* options.c - one struct sfs_config from the command line, the -o mount
- * options and the config file (GKeyFile).
+ * options and the config file.
  *
  * Parsing (sfs_config_parse) only reads argv and the config file; all
- * checks that look at directories live in sfs_config_validate, so that
- * `scratchfs --help` works anywhere and the checks run in one place.
+ * checks that look at directories live in sfs_config_validate
+ * (validate.c), so that `scratchfs --help` works anywhere and the checks
+ * run in one place.
  *
- * Every -o option is also a config file key, and both go through
- * apply_option(); the only difference is where a mistake is reported
- * (exit code SFS_EXIT_USAGE with "-o NAME=VALUE", or SFS_EXIT_CONFIG with
- * "FILE:LINE: [GROUP] NAME=VALUE").
+ * Every -o option is also a config file key (read by config_file.c), and
+ * both go through apply_option(); the only difference is where a mistake
+ * is reported (exit code SFS_EXIT_USAGE with "-o NAME=VALUE", or
+ * SFS_EXIT_CONFIG with "FILE:LINE: [GROUP] NAME=VALUE").
+ *
+ * Precedence, lowest first: built-in defaults (sfs_config_parse), the
+ * config file's [defaults] group, its [MOUNTPOINT] group, the command
+ * line (SHARED, then the -o options in order).
  */
 #include "config.h"
 
+#include "config_file.h"
 #include "options.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK(scratchfs-error-quark, sfs_error)
 
-#define MOUNTINFO "/proc/self/mountinfo"
 #define MAX_TIMEOUT 1000000.0 /* seconds; keeps the kernel's timeouts sane */
 
-/* ------------------------------------------------------------------ */
-/* Where an option came from, for error messages. */
-
-struct origin {
-	int code;             /* SFS_EXIT_USAGE or SFS_EXIT_CONFIG */
-	const char *file;     /* config file, NULL for the command line */
-	const char *contents; /* its text, to find line numbers */
-	const char *group;
-};
-
-static const struct origin cmdline = { SFS_EXIT_USAGE, NULL, NULL, NULL };
-
-/* Line (1-based) of `key` in `[group]` of a key file's text, or of the
- * group header when key is NULL; 0 when not found. */
-static unsigned find_line(const char *text, const char *group,
-			  const char *key)
-{
-	unsigned lineno = 0;
-	bool in_group = false;
-	size_t glen = strlen(group);
-
-	for (const char *line = text; line && *line;) {
-		const char *end = strchr(line, '\n');
-		size_t len = end ? (size_t)(end - line) : strlen(line);
-		lineno++;
-		while (len && g_ascii_isspace(*line)) {
-			line++;
-			len--;
-		}
-		while (len && g_ascii_isspace(line[len - 1]))
-			len--;
-		if (len >= 2 && line[0] == '[' && line[len - 1] == ']') {
-			in_group = len - 2 == glen &&
-				   memcmp(line + 1, group, glen) == 0;
-			if (in_group && !key)
-				return lineno;
-		} else if (in_group && key && len && line[0] != '#') {
-			const char *eq = memchr(line, '=', len);
-			if (eq) {
-				size_t klen = (size_t)(eq - line);
-				while (klen && g_ascii_isspace(line[klen - 1]))
-					klen--;
-				if (klen == strlen(key) &&
-				    memcmp(line, key, klen) == 0)
-					return lineno;
-			}
-		}
-		line = end ? end + 1 : NULL;
-	}
-	return 0;
-}
-
-/* "-o NAME=VALUE: problem" or "FILE:LINE: [GROUP] NAME=VALUE: problem". */
-G_GNUC_PRINTF(5, 6)
-static void option_error(GError **err, const struct origin *o,
-			 const char *name, const char *value,
-			 const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	g_autofree char *problem = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-
-	g_autofree char *opt = value ? g_strdup_printf("%s=%s", name, value)
-				     : g_strdup(name);
-	if (!o->file) {
-		g_set_error(err, SFS_ERROR, o->code, "-o %s: %s", opt, problem);
-		return;
-	}
-	unsigned line = find_line(o->contents, o->group, name);
-	g_autofree char *where = line ? g_strdup_printf("%s:%u", o->file, line)
-				      : g_strdup(o->file);
-	g_set_error(err, SFS_ERROR, o->code, "%s: [%s] %s: %s", where,
-		    o->group, opt, problem);
-}
+static const struct sfs_origin cmdline = { SFS_EXIT_USAGE, NULL, NULL, NULL };
 
 /* ------------------------------------------------------------------ */
 /* Small helpers. */
@@ -127,39 +54,29 @@ static bool parse_bool(const char *s, bool *out)
 	return false;
 }
 
-/* child == parent, or child below parent (both absolute, canonical). */
-static bool path_within(const char *child, const char *parent)
+/* s cut at each `sep`, where "\SEP" stands for SEP inside an item: the
+ * items of -o (',') and of lowerdir= (':').  Empty items are kept. */
+static char **split_escaped(const char *s, char sep)
 {
-	size_t n = strlen(parent);
+	GPtrArray *items = g_ptr_array_new();
+	GString *cur = g_string_new(NULL);
 
-	if (strcmp(parent, "/") == 0)
-		return true;
-	return strncmp(child, parent, n) == 0 &&
-	       (child[n] == '\0' || child[n] == '/');
-}
-
-/* The path, single-quoted for a shell only if it needs it. */
-static char *shell_word(const char *s)
-{
-	for (const char *c = s; *c; c++)
-		if (!g_ascii_isalnum(*c) && !strchr("/._-+:@,=%", *c))
-			return g_shell_quote(s);
-	return g_strdup(s);
-}
-
-static bool is_dev_fd(const char *path)
-{
-	const char *p = path;
-
-	if (!g_str_has_prefix(p, "/dev/fd/"))
-		return false;
-	p += strlen("/dev/fd/");
-	if (!*p)
-		return false;
-	for (; *p; p++)
-		if (!g_ascii_isdigit(*p))
-			return false;
-	return true;
+	for (const char *c = s;; c++) {
+		if (*c == '\\' && c[1] == sep) {
+			g_string_append_c(cur, sep);
+			c++;
+		} else if (*c != sep && *c != '\0') {
+			g_string_append_c(cur, *c);
+		} else {
+			g_ptr_array_add(items, g_strdup(cur->str));
+			g_string_truncate(cur, 0);
+			if (*c == '\0')
+				break;
+		}
+	}
+	g_string_free(cur, TRUE);
+	g_ptr_array_add(items, NULL);
+	return (char **)g_ptr_array_free(items, FALSE);
 }
 
 char *sfs_escape_path(const char *path)
@@ -210,30 +127,6 @@ const char *sfs_default_state_dir(void)
 	return dir;
 }
 
-/* The mount point with its parent directory resolved (realpath), without
- * touching the mount point itself: it may be a hung or stale FUSE mount.
- * NULL when the parent does not resolve. */
-static char *resolve_mountpoint(const char *mp)
-{
-	char buf[8];
-
-	if (strcmp(mp, "/") == 0)
-		return g_strdup("/");
-	/* A symlink as mount point: follow it like mount(2) would.  On a
-	 * mounted directory readlink() fails without asking the daemon. */
-	if (readlink(mp, buf, sizeof buf) >= 0)
-		return realpath(mp, NULL);
-
-	g_autofree char *parent = g_path_get_dirname(mp);
-	g_autofree char *base = g_path_get_basename(mp);
-	char *rparent = realpath(parent, NULL);
-	if (!rparent)
-		return NULL;
-	char *res = g_build_filename(rparent, base, NULL);
-	free(rparent);
-	return res;
-}
-
 /* ------------------------------------------------------------------ */
 /* The options. */
 
@@ -271,6 +164,7 @@ static const struct opt_def opt_defs[] = {
 	BOOL_OPT("metacopy", metacopy),
 	BOOL_OPT("writeback_cache", writeback_cache),
 	BOOL_OPT("multithread", multithread),
+	BOOL_OPT("no_open", no_open), /* "nono_open" turns it off */
 	{ "default_permissions", OT_DEFAULT_PERMISSIONS, 0, false },
 	IGNORED("rw"), IGNORED("defaults"), IGNORED("nofail"),
 	IGNORED("_netdev"), IGNORED("auto"), IGNORED("noauto"),
@@ -292,7 +186,7 @@ static const struct opt_def *find_opt(const char *name)
 	return NULL;
 }
 
-struct parser {
+struct sfs_parser {
 	struct sfs_config *cfg;
 	GString *mount_flags;
 };
@@ -300,58 +194,41 @@ struct parser {
 /* An absolute, canonical path from an option value.  Relative paths are
  * taken relative to the working directory on the command line and
  * refused in the config file (whose working directory is anyone's). */
-static char *option_path(const struct origin *o, const char *name,
+static char *option_path(const struct sfs_origin *o, const char *name,
 			 const char *value, const char *path, GError **err)
 {
 	if (!*path) {
-		option_error(err, o, name, value, "empty directory name");
+		sfs_option_error(err, o, name, value, "empty directory name");
 		return NULL;
 	}
 	if (o->file && !g_path_is_absolute(path)) {
-		option_error(err, o, name, value,
-			     "'%s' is not an absolute path", path);
+		sfs_option_error(err, o, name, value,
+				 "'%s' is not an absolute path", path);
 		return NULL;
 	}
 	return g_canonicalize_filename(path, NULL);
 }
 
 /* lowerdir=A:B:C; "\:" stands for a ':' inside a name. */
-static char **parse_lowerdirs(const struct origin *o, const char *value,
+static char **parse_lowerdirs(const struct sfs_origin *o, const char *value,
 			      GError **err)
 {
-	g_autoptr(GPtrArray) dirs = g_ptr_array_new_with_free_func(g_free);
-	GString *cur = g_string_new(NULL);
-	bool ok = true;
+	char **dirs = split_escaped(value, ':');
 
-	for (const char *c = value;; c++) {
-		if (*c == '\\' && c[1] == ':') {
-			g_string_append_c(cur, ':');
-			c++;
-			continue;
+	for (size_t i = 0; dirs[i]; i++) {
+		char *path = option_path(o, "lowerdir", value, dirs[i], err);
+		if (!path) {
+			g_strfreev(dirs);
+			return NULL;
 		}
-		if (*c != ':' && *c != '\0') {
-			g_string_append_c(cur, *c);
-			continue;
-		}
-		char *p = option_path(o, "lowerdir", value, cur->str, err);
-		if (!p) {
-			ok = false;
-			break;
-		}
-		g_ptr_array_add(dirs, p);
-		g_string_truncate(cur, 0);
-		if (*c == '\0')
-			break;
+		g_free(dirs[i]);
+		dirs[i] = path;
 	}
-	g_string_free(cur, TRUE);
-	if (!ok)
-		return NULL;
-	g_ptr_array_add(dirs, NULL);
-	return (char **)g_ptr_array_free(g_steal_pointer(&dirs), FALSE);
+	return dirs;
 }
 
 /* Apply one option.  value is NULL for a bare "-o name". */
-static bool apply_option(struct parser *p, const struct origin *o,
+static bool apply_option(struct sfs_parser *p, const struct sfs_origin *o,
 			 const char *name, const char *value, GError **err)
 {
 	struct sfs_config *cfg = p->cfg;
@@ -369,13 +246,13 @@ static bool apply_option(struct parser *p, const struct origin *o,
 	    (g_str_has_prefix(name, "x-") || strcmp(name, "comment") == 0))
 		return true; /* fstab annotations for mount(8) and systemd */
 	if (!d || (o->file && d->cmdline_only)) {
-		option_error(err, o, name, value, "unknown option (see %s)",
-			     o->file ? "scratchfs.conf(5)" : "--help");
+		sfs_option_error(err, o, name, value, "unknown option (see %s)",
+				 o->file ? "scratchfs.conf(5)" : "--help");
 		return false;
 	}
 	if (negated && o->file) {
-		option_error(err, o, name, value,
-			     "unknown key (write %s=false)", d->name);
+		sfs_option_error(err, o, name, value,
+				 "unknown key (write %s=false)", d->name);
 		return false;
 	}
 
@@ -391,14 +268,14 @@ static bool apply_option(struct parser *p, const struct origin *o,
 	case OT_DEFAULT_PERMISSIONS: {
 		bool v = !negated;
 		if (value && (negated || !parse_bool(value, &v))) {
-			option_error(err, o, name, value,
-				     "expected on or off (true/false, yes/no, 1/0)");
+			sfs_option_error(err, o, name, value,
+					 "expected on or off (true/false, yes/no, 1/0)");
 			return false;
 		}
 		if (d->type == OT_DEFAULT_PERMISSIONS) {
 			if (!v) {
-				option_error(err, o, name, value,
-					     "refused: shared mounts (allow_other) always have the kernel check permissions; without that check any user could read anything");
+				sfs_option_error(err, o, name, value,
+						 "refused: shared mounts (allow_other) always have the kernel check permissions; without that check any user could read anything");
 				return false;
 			}
 			return true;
@@ -411,8 +288,8 @@ static bool apply_option(struct parser *p, const struct origin *o,
 	}
 
 	if (!value) {
-		option_error(err, o, name, value, "needs a value (%s=...)",
-			     name);
+		sfs_option_error(err, o, name, value, "needs a value (%s=...)",
+				 name);
 		return false;
 	}
 	switch (d->type) {
@@ -442,9 +319,9 @@ static bool apply_option(struct parser *p, const struct origin *o,
 		if (!*value || value[strspn(value, "0123456789.eE+-")] ||
 		    *end || !isfinite(t) || t < 0 ||
 		    t > MAX_TIMEOUT) {
-			option_error(err, o, name, value,
-				     "expected a number of seconds from 0 to %.0f (e.g. 1 or 0.5)",
-				     MAX_TIMEOUT);
+			sfs_option_error(err, o, name, value,
+					 "expected a number of seconds from 0 to %.0f (e.g. 1 or 0.5)",
+					 MAX_TIMEOUT);
 			return false;
 		}
 		cfg->timeout = t;
@@ -452,7 +329,7 @@ static bool apply_option(struct parser *p, const struct origin *o,
 	}
 	case OT_FSNAME:
 		if (!*value) {
-			option_error(err, o, name, value, "empty name");
+			sfs_option_error(err, o, name, value, "empty name");
 			return false;
 		}
 		g_free(cfg->fsname);
@@ -464,183 +341,21 @@ static bool apply_option(struct parser *p, const struct origin *o,
 }
 
 /* One -o argument: comma-separated, "\," for a comma inside a value. */
-static bool apply_cmdline_options(struct parser *p, const char *arg,
+static bool apply_cmdline_options(struct sfs_parser *p, const char *arg,
 				  GError **err)
 {
-	GString *item = g_string_new(NULL);
-	bool ok = true;
+	g_auto(GStrv) items = split_escaped(arg, ',');
 
-	for (const char *c = arg;; c++) {
-		if (*c == '\\' && c[1] == ',') {
-			g_string_append_c(item, ',');
-			c++;
+	for (size_t i = 0; items[i]; i++) {
+		if (!*items[i])
 			continue;
-		}
-		if (*c != ',' && *c != '\0') {
-			g_string_append_c(item, *c);
-			continue;
-		}
-		if (item->len) {
-			char *eq = strchr(item->str, '=');
-			if (eq)
-				*eq = '\0';
-			ok = apply_option(p, &cmdline, item->str,
-					  eq ? eq + 1 : NULL, err);
-			if (!ok)
-				break;
-			g_string_truncate(item, 0);
-		}
-		if (*c == '\0')
-			break;
-	}
-	g_string_free(item, TRUE);
-	return ok;
-}
-
-/* ------------------------------------------------------------------ */
-/* The config file. */
-
-static bool read_file(const char *path, bool must_exist, char **contents,
-		      GError **err)
-{
-	*contents = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT && !must_exist)
-			return true;
-		g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG,
-			    "config file %s: %s", path, g_strerror(errno));
-		return false;
-	}
-	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(fd);
-		g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG,
-			    "config file %s is a directory", path);
-		return false;
-	}
-	GString *buf = g_string_new(NULL);
-	char chunk[4096];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			g_string_free(buf, TRUE);
-			g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG,
-				    "config file %s: %s", path, g_strerror(e));
-			return false;
-		}
-		if (n == 0)
-			break;
-		g_string_append_len(buf, chunk, n);
-	}
-	close(fd);
-	*contents = g_string_free(buf, FALSE);
-	return true;
-}
-
-/* GKeyFile does not say where a syntax error is: find the first line
- * such that the text up to and including it fails to load.  Config files
- * are a few dozen lines, so the quadratic search costs nothing. */
-static unsigned locate_syntax_error(const char *text)
-{
-	unsigned lineno = 0;
-
-	for (const char *p = text; *p;) {
-		const char *end = strchr(p, '\n');
-		size_t len = end ? (size_t)(end + 1 - text) : strlen(text);
-		lineno++;
-		g_autoptr(GKeyFile) kf = g_key_file_new();
-		if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE,
-					       NULL))
-			return lineno;
-		if (!end)
-			break;
-		p = end + 1;
-	}
-	return 0;
-}
-
-static bool group_matches(const char *group, const char *mountpoint,
-			  const char *resolved)
-{
-	if (group[0] != '/')
-		return false;
-	g_autofree char *g = g_canonicalize_filename(group, "/");
-	return strcmp(g, mountpoint) == 0 ||
-	       (resolved && strcmp(g, resolved) == 0);
-}
-
-static bool apply_group(struct parser *p, GKeyFile *kf, struct origin *o,
-			const char *group, GError **err)
-{
-	g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
-
-	o->group = group;
-	for (size_t i = 0; keys && keys[i]; i++) {
-		GError *e = NULL;
-		g_autofree char *value = g_key_file_get_string(kf, group,
-							       keys[i], &e);
-		if (!value) {
-			option_error(err, o, keys[i], NULL, "%s", e->message);
-			g_error_free(e);
-			return false;
-		}
-		if (!apply_option(p, o, keys[i], value, err))
+		char *eq = strchr(items[i], '=');
+		if (eq)
+			*eq = '\0';
+		if (!apply_option(p, &cmdline, items[i], eq ? eq + 1 : NULL,
+				  err))
 			return false;
 	}
-	return true;
-}
-
-static bool load_config(struct parser *p, const char *path, bool must_exist,
-			GError **err)
-{
-	g_autofree char *text = NULL;
-	GError *e = NULL;
-
-	if (!read_file(path, must_exist, &text, err))
-		return false;
-	if (!text)
-		return true; /* the default file is optional */
-
-	g_autoptr(GKeyFile) kf = g_key_file_new();
-	if (!g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE,
-				       &e)) {
-		unsigned line = locate_syntax_error(text);
-		if (line)
-			g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG,
-				    "%s:%u: %s", path, line, e->message);
-		else
-			g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG, "%s: %s",
-				    path, e->message);
-		g_error_free(e);
-		return false;
-	}
-
-	struct origin o = { SFS_EXIT_CONFIG, path, text, NULL };
-	g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
-	for (size_t i = 0; groups[i]; i++) {
-		if (strcmp(groups[i], "defaults") != 0 && groups[i][0] != '/') {
-			g_set_error(err, SFS_ERROR, SFS_EXIT_CONFIG,
-				    "%s:%u: group [%s] is neither [defaults] nor an absolute mount point path",
-				    path, find_line(text, groups[i], NULL),
-				    groups[i]);
-			return false;
-		}
-	}
-	if (g_key_file_has_group(kf, "defaults") &&
-	    !apply_group(p, kf, &o, "defaults", err))
-		return false;
-
-	const char *mp = p->cfg->mountpoint;
-	g_autofree char *resolved = resolve_mountpoint(mp);
-	for (size_t i = 0; groups[i]; i++)
-		if (group_matches(groups[i], mp, resolved) &&
-		    !apply_group(p, kf, &o, groups[i], err))
-			return false;
 	return true;
 }
 
@@ -758,7 +473,7 @@ static bool parse(int argc, char **argv, const char *default_config,
 	if (positional->len == 2 && *(const char *)positional->pdata[0])
 		cfg->source = g_strdup(positional->pdata[0]);
 
-	struct parser p = { cfg, g_string_new(NULL) };
+	struct sfs_parser p = { cfg, g_string_new(NULL) };
 	bool ok = false;
 
 	if (config_arg)
@@ -766,7 +481,8 @@ static bool parse(int argc, char **argv, const char *default_config,
 	else
 		cfg->config_file = g_strdup(default_config ? default_config
 							   : SFS_DEFAULT_CONFIG);
-	if (!load_config(&p, cfg->config_file, config_arg != NULL, err))
+	if (!sfs_config_file_load(cfg->config_file, config_arg != NULL,
+				  cfg->mountpoint, apply_option, &p, err))
 		goto out;
 
 	/* SHARED is command line, so it beats the config file; -o lowerdir=
@@ -813,6 +529,7 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->action = SFS_ACTION_MOUNT;
 	cfg->timeout = 1.0;
 	cfg->metacopy = true;
+	cfg->no_open = false;
 	cfg->allow_other = geteuid() == 0;
 
 	if (parse(argc, argv, default_config, state_dir, cfg, err))
@@ -832,241 +549,6 @@ void sfs_config_clear(struct sfs_config *cfg)
 	g_free(cfg->config_file);
 	g_free(cfg->mount_flags);
 	memset(cfg, 0, sizeof *cfg);
-}
-
-/* ------------------------------------------------------------------ */
-/* Validation. */
-
-/* The type of the filesystem mounted last at `path` (mountinfo spelling,
- * e.g. "fuse.scratchfs"), or NULL. */
-static char *mounted_fstype(const char *path)
-{
-	g_autofree char *text = NULL;
-	char *found = NULL;
-
-	if (!g_file_get_contents(MOUNTINFO, &text, NULL, NULL))
-		return NULL;
-	for (char *line = text; line && *line;) {
-		char *next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		/* id parent major:minor root MOUNTPOINT opts [tags] - TYPE ... */
-		g_auto(GStrv) f = g_strsplit(line, " ", -1);
-		guint n = g_strv_length(f);
-		if (n >= 7) {
-			g_autofree char *mp = g_strcompress(f[4]);
-			for (guint i = 6; i + 1 < n; i++) {
-				if (strcmp(f[i], "-") != 0)
-					continue;
-				if (strcmp(mp, path) == 0) {
-					g_free(found);
-					found = g_strdup(f[i + 1]);
-				}
-				break;
-			}
-		}
-		line = next;
-	}
-	return found;
-}
-
-static bool check_mountpoint(const struct sfs_config *cfg,
-			     const char *resolved, GError **err)
-{
-	const char *mp = cfg->mountpoint;
-	struct stat st;
-
-	if (stat(mp, &st) != 0) {
-		int e = errno;
-		if (e == ENOTCONN) {
-			g_autofree char *w = shell_word(mp);
-			g_set_error(err, SFS_ERROR, SFS_EXIT_MOUNTPOINT,
-				    "mount point %s is a stale FUSE mount (transport endpoint is not connected); clear it with: fusermount3 -u %s",
-				    mp, w);
-		} else if (e == ENOENT) {
-			g_set_error(err, SFS_ERROR, SFS_EXIT_MOUNTPOINT,
-				    "mount point %s does not exist", mp);
-		} else {
-			g_set_error(err, SFS_ERROR, SFS_EXIT_MOUNTPOINT,
-				    "mount point %s: %s", mp, g_strerror(e));
-		}
-		return false;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_MOUNTPOINT,
-			    "mount point %s is not a directory", mp);
-		return false;
-	}
-	g_autofree char *fstype = resolved ? mounted_fstype(resolved) : NULL;
-	if (fstype && strcmp(fstype, "fuse.scratchfs") == 0) {
-		g_autofree char *w = shell_word(mp);
-		g_set_error(err, SFS_ERROR, SFS_EXIT_MOUNTPOINT,
-			    "mount point %s is already a scratchfs mount (unmount it first: fusermount3 -u %s)",
-			    mp, w);
-		return false;
-	}
-	return true;
-}
-
-static bool check_dir(const char *what, const char *path, struct stat *st,
-		      GError **err)
-{
-	if (stat(path, st) != 0) {
-		int e = errno;
-		if (e == ENOENT)
-			g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-				    "%s %s does not exist", what, path);
-		else
-			g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER, "%s %s: %s",
-				    what, path, g_strerror(e));
-		return false;
-	}
-	if (!S_ISDIR(st->st_mode)) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-			    "%s %s is not a directory", what, path);
-		return false;
-	}
-	return true;
-}
-
-/* Replace *path by its realpath (it exists: check_dir passed). */
-static bool make_real(const char *what, char **path, GError **err)
-{
-	char *r = realpath(*path, NULL);
-	if (!r) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER, "%s %s: %s", what,
-			    *path, g_strerror(errno));
-		return false;
-	}
-	g_free(*path);
-	*path = g_strdup(r);
-	free(r);
-	return true;
-}
-
-struct named_dir {
-	const char *what;
-	const char *path;
-};
-
-/* a and b must not be equal nor one inside the other. */
-static bool check_apart(const struct named_dir *a, const struct named_dir *b,
-			const char *why, GError **err)
-{
-	if (strcmp(a->path, b->path) == 0) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-			    "%s %s is also the %s: %s", a->what, a->path,
-			    b->what, why);
-		return false;
-	}
-	if (path_within(a->path, b->path)) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-			    "%s %s is inside the %s %s: %s", a->what, a->path,
-			    b->what, b->path, why);
-		return false;
-	}
-	if (path_within(b->path, a->path)) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-			    "%s %s is inside the %s %s: %s", b->what, b->path,
-			    a->what, a->path, why);
-		return false;
-	}
-	return true;
-}
-
-static bool check_layout(const struct sfs_config *cfg, const char *mp,
-			 GError **err)
-{
-	const struct named_dir upper = { "upperdir", cfg->upperdir };
-	const struct named_dir work = { "workdir", cfg->workdir };
-
-	if (!check_apart(&work, &upper,
-			 "workdir must be a separate directory next to upperdir, on the same filesystem",
-			 err))
-		return false;
-	for (size_t i = 0; cfg->lowerdirs[i]; i++) {
-		const struct named_dir lower = { "shared layer",
-						 cfg->lowerdirs[i] };
-		if (!check_apart(&upper, &lower,
-				 "scratchfs never writes to a shared layer",
-				 err) ||
-		    !check_apart(&work, &lower,
-				 "scratchfs never writes to a shared layer",
-				 err))
-			return false;
-	}
-	if (!mp)
-		return true;
-	const struct named_dir mnt = { "mount point", mp };
-	const char *why = "the mount would contain itself";
-	for (size_t i = 0; cfg->lowerdirs[i]; i++) {
-		const struct named_dir lower = { "shared layer",
-						 cfg->lowerdirs[i] };
-		if (!check_apart(&lower, &mnt, why, err))
-			return false;
-	}
-	return check_apart(&upper, &mnt, why, err) &&
-	       check_apart(&work, &mnt, why, err);
-}
-
-bool sfs_config_validate(struct sfs_config *cfg, GError **err)
-{
-	struct stat st, ust, wst;
-
-	if (cfg->action != SFS_ACTION_MOUNT)
-		return true;
-	if (!cfg->mountpoint) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
-			    "no mount point given");
-		return false;
-	}
-	if (!cfg->lowerdirs || !cfg->lowerdirs[0]) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
-			    "no shared layer given: name it as SHARED (scratchfs SHARED MOUNTPOINT), with -o lowerdir=DIR, or as lowerdir= in %s",
-			    cfg->config_file ? cfg->config_file
-					     : SFS_DEFAULT_CONFIG);
-		return false;
-	}
-
-	/* Mount point first: a stale mount after a crash is the most likely
-	 * problem, and its fix is one command. /dev/fd/N is a FUSE fd that
-	 * mount.fuse3 (drop_privileges) already mounted. */
-	g_autofree char *mp = NULL;
-	if (!is_dev_fd(cfg->mountpoint)) {
-		mp = resolve_mountpoint(cfg->mountpoint);
-		if (!check_mountpoint(cfg, mp, err))
-			return false;
-	}
-
-	for (size_t i = 0; cfg->lowerdirs[i]; i++)
-		if (!check_dir("shared layer", cfg->lowerdirs[i], &st, err) ||
-		    !make_real("shared layer", &cfg->lowerdirs[i], err))
-			return false;
-
-	if (cfg->upper_is_default) {
-		const char *dirs[] = { cfg->upperdir, cfg->workdir };
-		for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
-			if (g_mkdir_with_parents(dirs[i], 0700) != 0) {
-				g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-					    "cannot create the default %s %s: %s",
-					    i ? "workdir" : "upperdir", dirs[i],
-					    g_strerror(errno));
-				return false;
-			}
-		}
-	}
-	if (!check_dir("upperdir", cfg->upperdir, &ust, err) ||
-	    !check_dir("workdir", cfg->workdir, &wst, err) ||
-	    !make_real("upperdir", &cfg->upperdir, err) ||
-	    !make_real("workdir", &cfg->workdir, err))
-		return false;
-	if (ust.st_dev != wst.st_dev) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-			    "upperdir %s and workdir %s are on different filesystems: workdir must be on the same filesystem as upperdir",
-			    cfg->upperdir, cfg->workdir);
-		return false;
-	}
-	return check_layout(cfg, mp, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1098,6 +580,7 @@ void sfs_print_help(FILE *out, const char *progname)
 		"    -o metacopy=on|off         link/chmod/chown/utimes of a shared file copy\n"
 		"                               only its metadata (default on)\n"
 		"    -o writeback_cache         let the kernel cache writes\n"
+		"    -o no_open=on|off          no OPEN/RELEASE round trips: the kernel keeps file data cached across opens (default off)\n"
 		"    -o multithread             multi-threaded request loop\n"
 		"    -o allow_other             let every user use the mount (default as root)\n"
 		"    -o noallow_other           only the mounting user may use the mount\n"

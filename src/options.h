@@ -1,5 +1,6 @@
 /* options.h - command line, -o mount options and /etc/scratchfs.conf,
- * merged into one struct sfs_config.
+ * merged into one struct sfs_config (options.c, config_file.c), and the
+ * checks of its directories (validate.c).
  *
  * Precedence, lowest first: built-in defaults < [defaults] group of the
  * config file < [MOUNTPOINT] group < command line.
@@ -51,6 +52,8 @@ struct sfs_config {
 	bool read_only;      /* -o ro */
 	bool writeback_cache;
 	bool metacopy;       /* default true: link/chmod/... copy metadata only */
+	bool no_open;        /* default true: the kernel sends no OPEN/RELEASE
+	                      * and keeps file data cached across opens */
 	char *fsname;        /* -o fsname=, default: the source or "scratchfs" */
 	char *config_file;   /* -c FILE or the default config path */
 	bool upper_is_default; /* upper/work came from the built-in default */

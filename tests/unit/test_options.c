@@ -1,5 +1,6 @@
-/* test_options.c - unit tests for src/options.c: the command line, -o
- * options, the config file, and sfs_config_validate's checks.
+/* test_options.c - unit tests for src/options.c, src/config_file.c and
+ * src/validate.c: the command line, -o options, the config file, and
+ * sfs_config_validate's checks.
  *
  * Every test works in its own temporary directory (lower, lower2, upper,
  * work, mnt, state and a config file path).  Tests that need a real FUSE
@@ -307,6 +308,54 @@ static void test_all_o_options(void **state)
 	assert_true(t->cfg.metacopy);
 	expect_ok(t, PARSE(t, "-o", "nometacopy", t->lower, t->mnt));
 	assert_false(t->cfg.metacopy);
+}
+
+/* no_open: off by default; NAME, noNAME, NAME=BOOL on the command line, a
+ * key in the config file, with the usual precedence. */
+static void test_no_open(void **state)
+{
+	struct t *t = *state;
+
+	expect_ok(t, PARSE(t, t->lower, t->mnt));
+	assert_false(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "no_open", t->lower, t->mnt));
+	assert_true(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "nono_open", t->lower, t->mnt));
+	assert_false(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "no_open=off", t->lower, t->mnt));
+	assert_false(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "nono_open,no_open", t->lower, t->mnt));
+	assert_true(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "no_open=off,no_open=on", t->lower,
+			   t->mnt));
+	assert_true(t->cfg.no_open);
+	expect_error(t, PARSE(t, "-o", "nono_open=on", t->lower, t->mnt),
+		     SFS_EXIT_USAGE, "nono_open=on", NULL);
+	expect_error(t, PARSE(t, "-o", "no_open=maybe", t->lower, t->mnt),
+		     SFS_EXIT_USAGE, "no_open=maybe", "on or off");
+
+	/* built-in < [defaults] < [MOUNTPOINT] < command line */
+	write_conf(t, "[defaults]\nno_open=true\n");
+	expect_ok(t, PARSE(t, t->lower, t->mnt));
+	assert_true(t->cfg.no_open);
+	write_conf(t, "[%s]\nno_open=yes\n[defaults]\nno_open=off\n",
+		   t->mnt);
+	expect_ok(t, PARSE(t, t->lower, t->mnt));
+	assert_true(t->cfg.no_open);
+	expect_ok(t, PARSE(t, "-o", "nono_open", t->lower, t->mnt));
+	assert_false(t->cfg.no_open);
+	write_conf(t, "[defaults]\nno_open=0\n");
+	expect_ok(t, PARSE(t, "-o", "no_open", t->lower, t->mnt));
+	assert_true(t->cfg.no_open);
+
+	/* --help lists it */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	sfs_print_help(f, "scratchfs");
+	fclose(f);
+	assert_non_null(strstr(buf, "-o no_open=on|off"));
+	free(buf);
 }
 
 static void test_lowerdir_escapes(void **state)
@@ -1138,6 +1187,7 @@ int main(void)
 		T(test_shared_and_mountpoint),
 		T(test_relative_paths),
 		T(test_all_o_options),
+		T(test_no_open),
 		T(test_lowerdir_escapes),
 		T(test_source_is_name_with_lowerdir),
 		T(test_single_positional_is_mountpoint),
