@@ -113,11 +113,11 @@ char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 	return g_strdup(buf[rl] ? buf + rl : "/");
 }
 
-/* A metadata-only copy is a sparse file: size but no blocks.  Anything
- * else needs no xattr read (one syscall less per cold lookup). */
+/* Only a non-empty regular file can be a metadata-only copy.  (Block
+ * counts tell nothing: ext4 may give the xattrs a block of their own.) */
 static bool may_be_metacopy(const struct stat *st)
 {
-	return S_ISREG(st->st_mode) && st->st_size > 0 && st->st_blocks == 0;
+	return S_ISREG(st->st_mode) && st->st_size > 0;
 }
 
 static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
@@ -316,13 +316,17 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
 {
 	g_mutex_lock(&n->cache_lock);
+	/* ctime too: cp -p, tar and rsync put the old mtime back. */
 	bool changed = !n->cache_valid || n->cached_size != data->st_size ||
 		       n->cached_ino != data->st_ino ||
 		       n->cached_mtime.tv_sec != data->st_mtim.tv_sec ||
-		       n->cached_mtime.tv_nsec != data->st_mtim.tv_nsec;
+		       n->cached_mtime.tv_nsec != data->st_mtim.tv_nsec ||
+		       n->cached_ctime.tv_sec != data->st_ctim.tv_sec ||
+		       n->cached_ctime.tv_nsec != data->st_ctim.tv_nsec;
 	bool seen = n->cache_valid;
 	n->cached_size = data->st_size;
 	n->cached_mtime = data->st_mtim;
+	n->cached_ctime = data->st_ctim;
 	n->cached_ino = data->st_ino;
 	n->cache_valid = true;
 	g_mutex_unlock(&n->cache_lock);

@@ -86,6 +86,7 @@ struct sfs_node {
 	 * a metacopy at getattr). */
 	GMutex cache_lock;
 	struct timespec cached_mtime;
+	struct timespec cached_ctime;
 	off_t cached_size;
 	ino_t cached_ino;
 	bool cache_valid;
