@@ -276,6 +276,8 @@ static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 	}
 	if (!n->parent || !sfs_obj_valid(&n->lower))
 		return -EIO;
+	if (!n->hashed)
+		return -ESTALE; /* removed through the mount: no name to copy to */
 	int r = copyup_locked(fs, n->parent, SFS_COPY_META);
 	if (r < 0)
 		return r;

@@ -328,8 +328,13 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	bool local = sfs_node_has_upper(n);
 	if (local && g_atomic_int_get(&n->indexed) && !name_is_local(dirfd, name))
 		sfs_index_name_gone(fs, n);
-	if (!local)
-		return sfs_whiteout_create(&fs->layers, dirfd, name);
+	if (!local) {
+		/* The shared object stays, hidden: its node is done. */
+		r = sfs_whiteout_create(&fs->layers, dirfd, name);
+		if (r == 0)
+			sfs_table_unhash(fs->table, n);
+		return r;
+	}
 	struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
 	if (!below) {
 		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;

@@ -221,7 +221,15 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = io.fd;
 	out.buf[0].pos = off;
+	/* With the writeback cache the kernel owns mtime (it sends it with
+	 * a SETATTR); data written back later must not move it. */
+	struct stat before;
+	bool keep_mtime = sfs_req_fs(req)->writeback && fstat(io.fd, &before) == 0;
 	ssize_t n = fuse_buf_copy(&out, in, 0);
+	if (keep_mtime) {
+		struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, before.st_mtim };
+		futimens(io.fd, t);
+	}
 	io_close(&io);
 	if (n < 0)
 		fuse_reply_err(req, -n);

@@ -60,8 +60,9 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 	 * whole layer is read: collect, then merge into `seen`. */
 	g_autoptr(GPtrArray) added = g_ptr_array_new();
 	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d))) {
+	/* readdir() reports errors only through errno: clear it before each
+	 * call, as the loop body may leave it set (a contended mutex). */
+	while ((errno = 0, de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (g_hash_table_contains(seen, de->d_name))

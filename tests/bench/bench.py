@@ -84,6 +84,26 @@ def mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+def die_with_parent():
+    """In a daemon about to exec: SIGTERM when the driver dies (even by SIGKILL)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
+def mount_holders(path):
+    """Processes (in other mount namespaces) whose mount table still has path."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/mountinfo" % pid) as f:
+                if any(line.split()[4] == path for line in f):
+                    with open("/proc/%s/comm" % pid) as c:
+                        found.append("%s(%s)" % (pid, c.read().strip()))
+        except OSError:
+            pass
+    return found[:10]
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -194,7 +214,8 @@ class Target:
             # Own session: a ^C must reach us, not kill the daemon under a
             # running operation; we unmount it ourselves on the way out.
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=die_with_parent)
             logf.close()
             MOUNTS.append(self)
             deadline = time.monotonic() + 20
@@ -234,9 +255,12 @@ class Target:
             try:
                 rc = self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                holders = mount_holders(mnt)
                 self.proc.kill()              # only the daemon we started
                 rc = self.proc.wait()
-                err = err or "%s daemon did not exit after unmount" % self.label
+                err = err or "%s daemon did not exit within 30 s of the unmount%s" % (
+                    self.label, "; processes still seeing the mount: " + " ".join(holders)
+                    if holders else "")
             if rc != 0 and not force:
                 err = err or "%s daemon exited with status %d:\n%s" % (self.label, rc,
                                                                          self.log_tail())

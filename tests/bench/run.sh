@@ -14,9 +14,19 @@ if [ "$(id -u)" != 0 ]; then
 	echo "run.sh: must run as root (mount -t overlay, drop_caches)" >&2
 	exit 2
 fi
-for tool in "$python" cp rm mount umount fusermount3; do
+for tool in "$python" cp rm mount umount fusermount3 unshare; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool not found" >&2; exit 2; }
 done
+
+# Work in a private mount namespace: our mounts are invisible to other
+# processes, and a test that unshares its own namespace meanwhile cannot keep
+# a copy of them (and so their daemons) alive after we unmount.  The kernel
+# drops the namespace's overlay mounts when its last process exits; FUSE
+# daemons get SIGTERM when the driver dies and unmount themselves.
+if [ -z "${BENCH_IN_NAMESPACE:-}" ]; then
+	export BENCH_IN_NAMESPACE=1
+	exec unshare --mount --propagation private bash "$0" "$@"
+fi
 
 # Mount points below directory $1, deepest first.
 mounts_under() {
@@ -47,8 +57,18 @@ done
 rundir=$base/run-$$
 mkdir "$rundir"
 
+rc=0
 cleanup() {
 	unmount_all "$rundir"
+	if [ "$rc" != 0 ] && compgen -G "$rundir/*/daemon.log" >/dev/null; then
+		local logs
+		logs=$base/logs-$(date +%Y%m%d-%H%M%S)-$$
+		mkdir -p "$logs"
+		for f in "$rundir"/*/daemon.log; do
+			cp "$f" "$logs/$(basename "$(dirname "$f")").log"
+		done
+		echo "run.sh: daemon logs kept in $logs" >&2
+	fi
 	if [ -n "$(mounts_under "$rundir")" ]; then
 		echo "run.sh: could not unmount everything under $rundir; not removing it" >&2
 		return
@@ -56,9 +76,8 @@ cleanup() {
 	rm -rf --one-file-system "$rundir"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+trap 'rc=130; exit 130' INT
+trap 'rc=143; exit 143' TERM HUP
 
-rc=0
 BENCH_RUNDIR=$rundir "$python" "$here/bench.py" "$@" || rc=$?
 exit "$rc"

@@ -809,6 +809,42 @@ except OSError as e:
         self.assertEqual(self._try_lock_elsewhere(p, "lockf"), 0)
 
 
+class WritebackCacheTest(sfs.TestCase):
+    """-o writeback_cache (documented option): the kernel caches writes and
+    times; what the mount reports must still be what is stored."""
+
+    def setUp(self):
+        super().setUp()
+        write_file(self.layers.L("f"), b"shared")
+
+    def test_unlinked_open_files(self):
+        m = self.mount(writeback_cache=True)
+        fd = os.open(m.M("f"), os.O_RDONLY)
+        os.unlink(m.M("f"))
+        self.assertEqual(os.pread(fd, 10, 0), b"shared")
+        os.close(fd)                                  # no EIO
+        write_file(m.M("u"), b"local")
+        fd = os.open(m.M("u"), os.O_RDWR)
+        os.unlink(m.M("u"))
+        os.pwrite(fd, b"L", 0)
+        os.fsync(fd)
+        self.assertEqual(os.pread(fd, 10, 0), b"Local")
+        os.close(fd)
+
+    def test_times_match_storage(self):
+        m = self.mount(writeback_cache=True)
+        for i in range(20):
+            write_file(m.M("w%d" % i), b"data %d" % i)
+        os.utime(m.M("w0"), ns=(10**18, 10**18))
+        with open(m.M("w1"), "ab") as f:
+            f.write(b"+")
+        seen = {i: os.stat(m.M("w%d" % i)).st_mtime_ns for i in range(20)}
+        m.remount()
+        after = {i: os.stat(m.M("w%d" % i)).st_mtime_ns for i in range(20)}
+        self.assertEqual(after, seen, "mtimes reported before unmount are not the stored ones")
+        self.assertEqual(after[0], 10**18)
+
+
 class UsersTest(sfs.TestCase):
     """Invariant 7: run as root for everyone; the kernel checks permissions,
     new objects belong to the caller, setgid dirs and umask apply."""

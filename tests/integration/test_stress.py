@@ -129,6 +129,8 @@ class StressTest(sfs.TestCase):
         self.assertEqual(problems[:10], [], "%d inconsistencies" % len(problems))
         return groups
 
+    MOUNT_OPTS = {}
+
     def test_concurrent_random_ops(self):
         # A fixed default keeps CI runs comparable (the interleaving still
         # varies); SFS_STRESS_SEED=random explores.
@@ -136,7 +138,7 @@ class StressTest(sfs.TestCase):
         base_seed = time.time_ns() % 100000 if seed == "random" else int(seed)
         print("  seeds %d..%d (SFS_STRESS_SEED=%d reproduces)" % (
             base_seed, base_seed + NWORKERS - 1, base_seed))
-        m = self.mount()
+        m = self.mount(**self.MOUNT_OPTS)
         ctx = multiprocessing.get_context("fork")
         q = ctx.Queue()
         procs = [ctx.Process(target=worker, args=(m.mnt, base_seed + i, q))
@@ -157,6 +159,12 @@ class StressTest(sfs.TestCase):
         after = sfs.tree_view(m.mnt)
         self.assertEqual(after, view, "\n" + sfs.diff_views(view, after, "before", "remount"))
         self.assertEqual({rel: os.lstat(m.M(rel)).st_ino for rel in after}, inos)
+
+
+class StressMultithreadTest(StressTest):
+    """The same with the multi-threaded request loop (-o multithread), where
+    requests for one directory really run in parallel."""
+    MOUNT_OPTS = {"multithread": True}
 
 
 if __name__ == "__main__":
