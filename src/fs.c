@@ -91,6 +91,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.getattr = sfs_op_getattr,
 	.setattr = sfs_op_setattr,
 	.readlink = sfs_op_readlink,
+	.access = sfs_op_access,
 	.mknod = sfs_op_mknod,
 	.mkdir = sfs_op_mkdir,
 	.unlink = sfs_op_unlink,

@@ -64,6 +64,7 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		    int valid, struct fuse_file_info *fi);
+void sfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
 void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
 

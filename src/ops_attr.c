@@ -122,6 +122,28 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_attr(req, &st, fs->timeout);
 }
 
+/* Only reached on private mounts (with default_permissions the kernel
+ * decides alone): ask the layer, as the daemon's user. */
+void sfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	if ((mask & W_OK) && fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	SFS_AUTOFD f = sfs_obj_get(&fs->layers,
+				   sfs_node_obj(sfs_req_node(req, ino)));
+	if (f.fd < 0) {
+		sfs_reply_err(req, f.fd);
+		return;
+	}
+	int r = faccessat(f.fd, "", mask, AT_EMPTY_PATH | AT_EACCESS);
+	/* A read-only shared layer is no obstacle: writing makes a copy. */
+	if (r && errno == EROFS)
+		r = faccessat(f.fd, "", mask & ~W_OK, AT_EMPTY_PATH | AT_EACCESS);
+	fuse_reply_err(req, r ? errno : 0);
+}
+
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);

@@ -152,6 +152,20 @@ class AttrTest(sfs.TestCase):
         # access() changes nothing below
         self.assertEqual(os.listdir(self.layers.upper), [])
 
+    def test_access_private_mount(self):
+        """Without allow_other there is no default_permissions: ACCESS
+        requests reach scratchfs, which asks the layer."""
+        m = self.mount(noallow_other=True)
+        self.assertTrue(os.access(m.M("f"), os.R_OK | os.W_OK))
+        self.assertFalse(os.access(m.M("f"), os.X_OK))
+        self.assertTrue(os.access(m.M("x"), os.X_OK))
+        self.assertFalse(os.access(m.M("nope"), os.F_OK))
+        self.assertEqual(os.listdir(self.layers.upper), [])
+        m.umount()
+        m = self.mount(noallow_other=True, ro=True)
+        self.assertFalse(os.access(m.M("f"), os.W_OK))
+        self.assertTrue(os.access(m.M("f"), os.R_OK))
+
 
 class OpenTest(sfs.TestCase):
 
