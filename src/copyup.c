@@ -116,10 +116,27 @@ static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 	return 0;
 }
 
-static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int lfd,
-			 int obj)
+/* Path of n's shared object inside its layer, from the parent's shared
+ * directory of that layer: an fd opened from a file handle may carry a
+ * disconnected dentry whose path says nothing. */
+static char *lower_rel_path(struct sfs_fs *fs, struct sfs_node *n)
 {
-	g_autofree char *rel = sfs_lower_path(fs, lfd, n->lower.layer);
+	GArray *dirs = n->parent->lowerdirs;
+	for (guint i = 0; dirs && i < dirs->len; i++) {
+		struct sfs_lowerdir *d = &g_array_index(dirs, struct sfs_lowerdir, i);
+		if (d->layer != n->lower.layer)
+			continue;
+		g_autofree char *dir = sfs_lower_path(fs, d->fd, d->layer);
+		if (!dir)
+			return NULL;
+		return g_build_filename(dir, n->name, NULL);
+	}
+	return NULL;
+}
+
+static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int obj)
+{
+	g_autofree char *rel = lower_rel_path(fs, n);
 	if (!rel)
 		return -EIO;
 	g_autofree char *val = g_strdup_printf("%d:%s", n->lower.layer, rel);
@@ -152,7 +169,7 @@ static int build_file(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 		if (ftruncate(fd, st->st_size) != 0)
 			r = -errno;
 		if (r == 0)
-			r = set_lowerdata(fs, n, lfd, fd);
+			r = set_lowerdata(fs, n, fd);
 	} else if (mode != SFS_COPY_EMPTY) {
 		r = copy_file_contents(fs, n, fd, st->st_size);
 	}
