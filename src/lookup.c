@@ -277,6 +277,18 @@ static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
 	return node_from_lower(fs, parent, name, out, st);
 }
 
+/* Without OPEN (no_open) the kernel keeps a file's pages as long as size
+ * and mtime stay; a shared file rewritten in place with its mtime put back
+ * (cp -p, rsync) needs a word from us.  Local files change only through
+ * the mount, so the kernel knows. */
+static void watch_shared_data(struct sfs_fs *fs, struct sfs_node *n,
+			      const struct stat *st)
+{
+	if (fs->no_open && S_ISREG(st->st_mode) && !sfs_node_has_upper(n) &&
+	    sfs_node_data_changed(n, st))
+		sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
+}
+
 /* Can the attributes seen by name stand for the node's? */
 static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st)
 {
@@ -303,6 +315,7 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	if (r < 0)
 		return r;
 	if (stat_is_nodes(*out, st)) {
+		watch_shared_data(fs, *out, st);
 		st->st_ino = (*out)->ino;
 		return 0;
 	}
@@ -354,6 +367,7 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 		return f.fd;
 	if (fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
+	watch_shared_data(fs, n, st);
 	st->st_ino = n->ino;
 	if (g_atomic_int_get(&n->indexed))
 		st->st_nlink = sfs_index_nlink(n, st->st_nlink);
