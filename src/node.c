@@ -29,6 +29,9 @@ static gboolean ino_equal(gconstpointer a, gconstpointer b)
 	return *(const uint64_t *)a == *(const uint64_t *)b;
 }
 
+/* Keys point into the nodes.  Every insertion uses g_hash_table_replace(),
+ * which also replaces the key: g_hash_table_insert() would keep the old
+ * node's key pointer, left dangling once that node is freed. */
 struct sfs_table *sfs_table_new(void)
 {
 	struct sfs_table *t = g_new0(struct sfs_table, 1);
@@ -86,8 +89,8 @@ void sfs_table_set_root(struct sfs_table *t, struct sfs_node *root)
 	g_queue_push_tail_link(&t->all, &root->all_link);
 	root->nlookup = 1; /* never forgotten */
 	root->hashed = true;
-	g_hash_table_insert(t->by_ino, &root->ino, root);
-	g_hash_table_insert(t->by_upper, &root->upper_real_ino, root);
+	g_hash_table_replace(t->by_ino, &root->ino, root);
+	g_hash_table_replace(t->by_upper, &root->upper_real_ino, root);
 }
 
 struct sfs_node *sfs_node_from_id(struct sfs_table *t, fuse_ino_t id)
@@ -158,9 +161,9 @@ struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 	n->name = g_strdup(name);
 	if (parent)
 		parent->refs++;
-	g_hash_table_insert(t->by_ino, &n->ino, n);
+	g_hash_table_replace(t->by_ino, &n->ino, n);
 	if (n->has_upper)
-		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
+		g_hash_table_replace(t->by_upper, &n->upper_real_ino, n);
 	g_mutex_unlock(&t->lock);
 	return n;
 }
@@ -173,7 +176,7 @@ void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n,
 	n->upper = *upper;
 	g_atomic_int_set(&n->has_upper, 1);
 	if (n->hashed)
-		g_hash_table_insert(t->by_upper, &n->upper_real_ino, n);
+		g_hash_table_replace(t->by_upper, &n->upper_real_ino, n);
 	g_mutex_unlock(&t->lock);
 }
 

@@ -33,6 +33,11 @@ struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
 				       const char *name);
 void sfs_last_name_done(struct sfs_fs *fs, struct sfs_node *n, bool removed);
 
+/* parent/name, a name of n that may exist only in a shared layer, is about
+ * to be removed or covered: keep the index's count of shared names. */
+void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
+			    const char *name, struct sfs_node *n);
+
 /* Create a new local object dirfd/name via make(); handles creating over a
  * whiteout (atomically, marking directories opaque) and caller ownership.
  * On success *out/st hold the new node. */

@@ -117,6 +117,15 @@ static bool name_is_local(int dirfd, const char *name)
 	       !sfs_is_whiteout_stat(&st);
 }
 
+void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
+			    const char *name, struct sfs_node *n)
+{
+	int dirfd = sfs_node_upper(parent);
+	if (g_atomic_int_get(&n->indexed) &&
+	    (dirfd < 0 || !name_is_local(dirfd, name)))
+		sfs_index_name_gone(fs, n);
+}
+
 static bool upper_is_whiteout(int dirfd, const char *name)
 {
 	struct stat st;
@@ -326,8 +335,7 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	int dirfd = sfs_node_upper(parent);
 	bool local = sfs_node_has_upper(n);
-	if (local && g_atomic_int_get(&n->indexed) && !name_is_local(dirfd, name))
-		sfs_index_name_gone(fs, n);
+	sfs_shared_name_hidden(fs, parent, name, n);
 	if (!local) {
 		/* The shared object stays, hidden: its node is done. */
 		r = sfs_whiteout_create(&fs->layers, dirfd, name);

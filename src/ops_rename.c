@@ -77,8 +77,13 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 		return 0;
 	if (S_ISDIR(src->node->type) != S_ISDIR(dst->node->type))
 		return S_ISDIR(src->node->type) ? -ENOTDIR : -EISDIR;
-	if (!S_ISDIR(dst->node->type))
-		return sfs_copyup_shared_link(fs, dst->node);
+	if (!S_ISDIR(dst->node->type)) {
+		int r = sfs_copyup_shared_link(fs, dst->node);
+		if (r == 0)
+			sfs_shared_name_hidden(fs, dst->parent, dst->name,
+					       dst->node);
+		return r;
+	}
 	int r = sfs_dir_check_empty(fs, dst->node);
 	if (r == 0 && sfs_node_upper(dst->node) >= 0)
 		r = sfs_clear_whiteouts(sfs_node_upper(dst->node));
