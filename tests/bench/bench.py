@@ -26,6 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 import gencache  # noqa: E402
 
 # Operations in table order.  parN = N concurrent installers; mem = daemon RSS.
@@ -55,7 +56,7 @@ def env_int(name, default):
 # --------------------------------------------------------------------------
 # running commands and keeping track of mounts
 
-TIMEOUT = env_int("BENCH_TIMEOUT", 900)
+TIMEOUT = 900                    # BENCH_TIMEOUT, set by Bench()
 MOUNTS = []                      # Target objects currently mounted
 
 
@@ -298,6 +299,8 @@ def cleanup_mounts():
 
 class Bench:
     def __init__(self):
+        global TIMEOUT
+        TIMEOUT = env_int("BENCH_TIMEOUT", 900)
         self.reps = env_int("BENCH_REPS", 5)
         self.nfiles = env_int("BENCH_FILES", gencache.DEFAULT_FILES)
         self.seed = env_int("BENCH_SEED", gencache.DEFAULT_SEED)
@@ -339,6 +342,21 @@ class Bench:
         want = (self.m["files"], self.m["dirs"], self.m["bytes"])
         if got != want:
             raise BenchError("%s: files/dirs/bytes %s, expected %s" % (what, got, want))
+
+    def leftovers(self, t, venv):
+        """What a failed rm -rf left, seen through the mount and in upperdir."""
+        lines = []
+        for root in (venv, os.path.join(t.path("upper"), os.path.basename(venv))
+                     if t.kind != "native" else None):
+            if not root:
+                continue
+            found = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                found += [os.path.join(dirpath, n) for n in filenames]
+                if not dirnames and not filenames:
+                    found.append(dirpath + "/")
+            lines.append("left in %s: %d entries %s" % (root, len(found), found[:6]))
+        return "\n".join(lines)
 
     def check_gone(self, view, venvs):
         for venv in venvs:
@@ -395,9 +413,13 @@ class Bench:
         return nfiles, ndirs, nbytes
 
     def warm(self, t, layout):
-        """Same start for every target: the source layer's metadata (and, for
-        the shared layer, whose files copy-up may read, data) in the kernel's
-        caches; readcold's drop_caches must not leak into the next link."""
+        """Same start for every target and repetition: empty kernel caches,
+        then the source layer's metadata (and, for the shared layer, whose
+        files copy-up may read, data) read back in.  Without the drop, each
+        cp -al/rm -rf cycle on ext4 leaves the next link slower (here 0.5 s
+        -> 1.7 s natively over 8 cycles), so the order of targets would
+        decide their times."""
+        drop_caches(3)
         if layout == "link":
             self.walk_stat(t.path("upper", "cache"))
         else:
@@ -448,10 +470,13 @@ class Bench:
         if "import" in ops:
             self.timed(t, "import", self.import_modules, venv)
         rm = ["rm", "-rf", venv]
-        if "rm" in ops:
-            self.timed(t, "rm", run, rm)
-        else:
-            run(rm)
+        try:
+            if "rm" in ops:
+                self.timed(t, "rm", run, rm)
+            else:
+                run(rm)
+        except BenchError as e:
+            raise BenchError("%s\n%s" % (e, self.leftovers(t, venv)))
         self.check_gone(view, [venv])
         t.unmount()
 
@@ -539,7 +564,6 @@ class Bench:
             measure("readwarm", self.walk_read, venv)
             measure("import", self.import_modules, venv)
             measure("rm", run, ["rm", "-rf", venv])
-            measure("forget", drop_caches, 2)
             t.unmount()
             view = t.mount("seed", extra_flags=["-d"])
             measure("seedlink", run, ["cp", "-al", view.cache, view.venv()])
