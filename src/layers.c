@@ -45,6 +45,32 @@ static bool open_layer(struct sfs_layer *ly, const char *path, int index,
 	return true;
 }
 
+int sfs_foreach_entry(int fd, int (*fn)(int dirfd, const char *name, void *arg),
+		      void *arg)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			r = fn(dirfd(d), de->d_name, arg);
+	}
+	closedir(d);
+	return r;
+}
+
+static int rmtree_entry(int dirfd, const char *name, void *arg)
+{
+	int r = sfs_rmtree_at(dirfd, name);
+	if (r < 0)
+		*(int *)arg = r;
+	return 0; /* keep going: remove as much as possible */
+}
+
 int sfs_rmtree_at(int parent, const char *name)
 {
 	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
@@ -55,24 +81,11 @@ int sfs_rmtree_at(int parent, const char *name)
 					      O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	struct dirent *de;
-	int ret = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		int r = sfs_rmtree_at(dirfd(d), de->d_name);
-		if (r < 0)
-			ret = r;
-	}
-	closedir(d);
+	int err = 0;
+	int r = sfs_foreach_entry(fd, rmtree_entry, &err);
 	if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
 		return -errno;
-	return ret;
+	return r < 0 ? r : err;
 }
 
 static int ensure_dir(int dirfd, const char *name)

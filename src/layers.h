@@ -48,6 +48,11 @@ bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
 		     GError **err);
 void sfs_layers_close(struct sfs_layers *l);
 
+/* Call fn for each entry but "." and ".." of the directory open as fd
+ * (which is consumed), until fn returns non-zero; returns that value. */
+int sfs_foreach_entry(int fd, int (*fn)(int dirfd, const char *name, void *arg),
+		      void *arg);
+
 /* Remove everything below dirfd/name (used for workdir cleanup). */
 int sfs_rmtree_at(int dirfd, const char *name);
 

@@ -4,7 +4,6 @@
 #include "whiteout.h"
 #include "xattr.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -94,35 +93,20 @@ int sfs_set_opaque(const struct sfs_layers *l, int fd)
 	return sfs_setxattr_fd(fd, l->xa.opaque, "y", 1, 0);
 }
 
+/* Remove one entry if it is a whiteout; anything else means the
+ * directory is not empty. */
+static int clear_entry(int dirfd, const char *name, void *arg)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return 0;
+	if (!sfs_is_whiteout_stat(&st) && !sfs_is_wh_name(name))
+		return -ENOTEMPTY;
+	return unlinkat(dirfd, name, 0) ? -errno : 0;
+}
+
 int sfs_clear_whiteouts(int dir_opath_fd)
 {
-	char p[40];
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", dir_opath_fd);
-	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	struct dirent *de;
-	int ret = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			continue;
-		if (!sfs_is_whiteout_stat(&st) && !sfs_is_wh_name(de->d_name)) {
-			ret = -ENOTEMPTY;
-			break;
-		}
-		if (unlinkat(dirfd(d), de->d_name, 0) != 0) {
-			ret = -errno;
-			break;
-		}
-	}
-	closedir(d);
-	return ret;
+	int fd = sfs_reopen(dir_opath_fd, O_RDONLY | O_DIRECTORY);
+	return fd < 0 ? fd : sfs_foreach_entry(fd, clear_entry, NULL);
 }
