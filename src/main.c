@@ -58,7 +58,7 @@ static void build_fuse_args(const struct sfs_config *cfg,
 
 static int serve(struct fuse_session *se, const struct sfs_config *cfg)
 {
-	if (!cfg->multithread)
+	if (!cfg->multithread || cfg->single_thread)
 		return fuse_session_loop(se);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);

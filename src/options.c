@@ -530,6 +530,7 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->timeout = 1.0;
 	cfg->metacopy = true;
 	cfg->no_open = false;
+	cfg->multithread = true; /* measured: see tests/bench/RESULTS.md */
 	cfg->allow_other = geteuid() == 0;
 
 	if (parse(argc, argv, default_config, state_dir, cfg, err))
@@ -581,7 +582,8 @@ void sfs_print_help(FILE *out, const char *progname)
 		"                               only its metadata (default on)\n"
 		"    -o writeback_cache         let the kernel cache writes\n"
 		"    -o no_open=on|off          no OPEN/RELEASE round trips: the kernel keeps file data cached across opens (default off)\n"
-		"    -o multithread             multi-threaded request loop\n"
+		"    -o multithread             multi-threaded request loop (default on;\n"
+		"                               -s or -o nomultithread: one thread)\n"
 		"    -o allow_other             let every user use the mount (default as root)\n"
 		"    -o noallow_other           only the mounting user may use the mount\n"
 		"    -o default_permissions     the kernel checks permissions (always, with\n"

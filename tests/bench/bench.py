@@ -701,7 +701,7 @@ def markdown(header, rows):
 
 def command_line(argv):
     keys = sorted(k for k in os.environ if k.startswith("BENCH_") and k not in
-                  ("BENCH_RUNDIR", "BENCH_WRITE_RESULTS"))
+                  ("BENCH_RUNDIR", "BENCH_WRITE_RESULTS", "BENCH_IN_NAMESPACE"))
     env = ["%s=%s" % (k, shlex.quote(os.environ[k])) for k in keys]
     if "SCRATCHFS_BIN" in os.environ:
         env.append("SCRATCHFS_BIN=" + shlex.quote(os.environ["SCRATCHFS_BIN"]))
@@ -743,8 +743,10 @@ def main(argv):
         log("done in %.0f s" % (time.monotonic() - t0))
         print(tables, end="")
         raw = os.path.join(b.base, "last-results.json")
-        with open(raw, "w") as f:
-            json.dump({"times": b.times, "mem_kib": b.mem, "manifest": b.m}, f, indent=1)
+        with open(raw + ".tmp", "w") as f:
+            json.dump({"command": command_line(argv), "load": b.load, "times": b.times,
+                       "mem_kib": b.mem, "manifest": b.m}, f, indent=1)
+        os.rename(raw + ".tmp", raw)
         log("raw times: %s" % raw)
         if write:
             path = os.path.join(HERE, "RESULTS.md")

@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "run.sh: must run as root (mount -t overlay, drop_caches)" >&2
 	exit 2
 fi
-for tool in "$python" cp rm mount umount fusermount3 unshare; do
+for tool in "$python" cp rm mount umount fusermount3 unshare flock; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool not found" >&2; exit 2; }
 done
 
@@ -43,6 +43,13 @@ unmount_all() {
 }
 
 mkdir -p "$base"
+# One run at a time: each drops the kernel caches under the other's feet.
+exec 9>"$base/lock"
+if ! flock -n 9; then
+	echo "run.sh: another benchmark is running; waiting for it" >&2
+	flock 9
+fi
+
 # Run directories of earlier runs whose process is gone: remove if unmounted.
 for d in "$base"/run-*; do
 	[ -d "$d" ] || continue

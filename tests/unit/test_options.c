@@ -239,7 +239,7 @@ static void test_shared_and_mountpoint(void **state)
 	assert_true(t->cfg.metacopy);
 	assert_false(t->cfg.writeback_cache);
 	assert_false(t->cfg.read_only);
-	assert_false(t->cfg.multithread);
+	assert_true(t->cfg.multithread);
 	assert_false(t->cfg.foreground);
 	assert_false(t->cfg.debug);
 	assert_false(t->cfg.single_thread);
@@ -697,7 +697,7 @@ static void test_config_mountpoint_only(void **state)
 		   "writeback_cache=true\n"
 		   "metacopy=off\n"
 		   "ro=yes\n"
-		   "multithread=on\n"
+		   "multithread=off\n"
 		   "fsname=pv-scratch\n"
 		   "[/some/other/mount]\n"
 		   "lowerdir=/elsewhere\n"
@@ -714,7 +714,7 @@ static void test_config_mountpoint_only(void **state)
 	assert_true(t->cfg.writeback_cache);
 	assert_false(t->cfg.metacopy);
 	assert_true(t->cfg.read_only);
-	assert_true(t->cfg.multithread);
+	assert_false(t->cfg.multithread);
 	assert_string_equal(t->cfg.fsname, "pv-scratch");
 	expect_ok(t, validate(t));
 
