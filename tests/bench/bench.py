@@ -665,7 +665,11 @@ class Bench:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
                     break
-        fstype = run(["stat", "-f", "-c", "%T", self.rundir]).strip()
+        try:
+            fstype = " ".join(run(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS",
+                                   "-T", self.base]).split())
+        except (BenchError, OSError):
+            fstype = run(["stat", "-f", "-c", "%T", self.base]).strip()
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
         return ["nproc %d, %s, %.0f GiB RAM" % (os.cpu_count(), cpu, mem),
                 "kernel %s" % platform.release(),
