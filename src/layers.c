@@ -141,8 +141,6 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 	XA(ino, "scratchfs.ino");
 	XA(lowerdata, "scratchfs.lowerdata");
 	XA(nlink, "scratchfs.nlink");
-	XA(prefix_overlay, "overlay.");
-	XA(prefix_scratchfs, "scratchfs.");
 #undef XA
 }
 

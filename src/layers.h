@@ -27,8 +27,6 @@ struct sfs_xattr_names {
 	const char *lowerdata;  /* scratchfs.lowerdata: "LAYER:/path" of data */
 	const char *nlink;      /* scratchfs.nlink on index files, index.h */
 	const char *redirect;   /* overlay.redirect: where the shared twin is */
-	const char *prefix_overlay;   /* "trusted.overlay." */
-	const char *prefix_scratchfs; /* "trusted.scratchfs." */
 };
 
 struct sfs_layers {

@@ -376,20 +376,6 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 	return 0;
 }
 
-int sfs_name_exists(struct sfs_fs *fs, struct sfs_node *parent,
-		    const char *name)
-{
-	struct sfs_node *n;
-	struct stat st;
-	int r = sfs_lookup(fs, parent, name, &n, &st);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	sfs_node_forget(fs->table, n, 1);
-	return 1;
-}
-
 struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)
 {
 	struct sfs_layers *l = &fs->layers;

@@ -23,10 +23,6 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 /* The attributes of n as the mount reports them. */
 int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 
-/* Does name exist in the merged view of parent?  1 yes, 0 no, -errno. */
-int sfs_name_exists(struct sfs_fs *fs, struct sfs_node *parent,
-		    const char *name);
-
 /* Build a root node for the mount. */
 struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err);
 

@@ -280,10 +280,3 @@ void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 	free_dead(dead);
 }
 
-guint sfs_table_size(struct sfs_table *t)
-{
-	g_mutex_lock(&t->lock);
-	guint n = g_hash_table_size(t->by_ino);
-	g_mutex_unlock(&t->lock);
-	return n;
-}

@@ -172,5 +172,3 @@ void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n);
 /* Move n under a new parent/name (rename); namespace lock held. */
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 		       struct sfs_node *parent, const char *name);
-
-guint sfs_table_size(struct sfs_table *t);
