@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 
 struct sfs_notifier;
+struct sfs_reclaim;
 
 struct sfs_config;
 
@@ -24,6 +25,7 @@ struct sfs_fs {
 	GRecMutex ns_lock;
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
+	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
 	guint64 tmp_counter; /* atomic: unique temp names in workdir */
 	/* Directory handles the kernel has not released: an unmount while a
 	 * directory is open skips RELEASEDIR, so they are freed at the end. */
@@ -46,7 +48,9 @@ static inline struct sfs_fs *sfs_req_fs(fuse_req_t req)
 
 static inline struct sfs_node *sfs_req_node(fuse_req_t req, fuse_ino_t id)
 {
-	return sfs_node_from_id(sfs_req_fs(req)->table, id);
+	struct sfs_node *n = sfs_node_from_id(sfs_req_fs(req)->table, id);
+	sfs_node_touch(n);
+	return n;
 }
 
 /* Unique temporary name in workdir/work. */

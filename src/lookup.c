@@ -6,6 +6,7 @@
 #include "copyup.h"
 #include "index.h"
 #include "notify.h"
+#include "reclaim.h"
 #include "redirect.h"
 #include "log.h"
 #include "whiteout.h"
@@ -204,7 +205,10 @@ static int lower_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 	if (fd < 0)
 		return fd;
 	*o = (struct sfs_obj){ .fd = fd, .layer = pd->layer };
-	sfs_lowerdirs_add(dirs, dup(fd), pd->layer);
+	int merged = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (merged < 0)
+		return -errno;
+	sfs_lowerdirs_add(dirs, merged, pd->layer);
 	if (sfs_is_opaque(&fs->layers, fd))
 		return 0;
 	return sfs_collect_lowerdirs(fs, parent, name, i + 1, dirs);
@@ -309,7 +313,7 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	int r;
 	for (int tries = 0; tries < 5; tries++) {
 		r = lookup_once(fs, parent, name, out, st);
-		if (r != -EAGAIN)
+		if (r != -EAGAIN && !sfs_reclaim_wait(fs->reclaim, r))
 			break;
 	}
 	if (r < 0)
@@ -411,7 +415,12 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
 		return -errno;
 	struct sfs_obj up;
-	int r = sfs_obj_at(&fs->layers, pfd, name, 0, S_ISDIR(st->st_mode), &up);
+	int r;
+	for (int tries = 0; tries < 5; tries++) {
+		r = sfs_obj_at(&fs->layers, pfd, name, 0, S_ISDIR(st->st_mode), &up);
+		if (!sfs_reclaim_wait(fs->reclaim, r))
+			break;
+	}
 	if (r < 0)
 		return r;
 	/* A brand-new local object: its own inode number is its identity,

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "notify.h"
 #include "options.h"
+#include "reclaim.h"
 
 #include <fuse_lowlevel.h>
 #include <stdio.h>
@@ -87,6 +88,14 @@ static void raise_fd_limit(void)
 	}
 }
 
+static long fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1024;
+	return (long)MIN(rl.rlim_cur, (rlim_t)G_MAXINT);
+}
+
 /* fusermount3 lets ordinary users use allow_other only when the admin
  * said so in /etc/fuse.conf: check first, so the refusal is one line and
  * comes before anything is mounted. */
@@ -143,9 +152,12 @@ static int run(struct sfs_config *cfg)
 	}
 	sfs_creds_init();
 	fs.notifier = sfs_notifier_start(se);
+	fs.reclaim = sfs_reclaim_start(se, fs.table, fd_limit());
 	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean, requested end. */
 	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
+	sfs_reclaim_stop(fs.reclaim);
+	fs.reclaim = NULL;
 	sfs_notifier_stop(fs.notifier);
 	fs.notifier = NULL;
 out_unmount:

@@ -111,6 +111,7 @@ struct sfs_node *sfs_node_new(uint64_t ino, mode_t type,
 	n->has_upper = upper != NULL;
 	n->lower = lower ? *lower : no_obj;
 	n->lowerdirs = lowerdirs;
+	n->last_used = g_get_monotonic_time();
 	g_mutex_init(&n->cache_lock);
 	return n;
 }
@@ -280,3 +281,58 @@ void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 	free_dead(dead);
 }
 
+
+int sfs_node_fds(const struct sfs_node *n, int *maxfd)
+{
+	int count = 0;
+	*maxfd = -1;
+	int fds[2] = { sfs_node_has_upper(n) ? n->upper.fd : -1, n->lower.fd };
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0) {
+			count++;
+			*maxfd = MAX(*maxfd, fds[i]);
+		}
+	for (guint i = 0; n->lowerdirs && i < n->lowerdirs->len; i++) {
+		count++;
+		*maxfd = MAX(*maxfd, g_array_index(n->lowerdirs,
+						   struct sfs_lowerdir, i).fd);
+	}
+	return count;
+}
+
+static void fd_holder_clear(gpointer p)
+{
+	g_free(((struct sfs_fd_holder *)p)->name);
+}
+
+GArray *sfs_table_fd_holders(struct sfs_table *t)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(struct sfs_fd_holder));
+	g_array_set_clear_func(out, fd_holder_clear);
+	g_mutex_lock(&t->lock);
+	for (GList *l = t->all.head; l; l = l->next) {
+		struct sfs_node *n = l->data;
+		int maxfd;
+		int fds = sfs_node_fds(n, &maxfd);
+		if (n == t->root || !n->hashed || !n->nlookup || !n->parent ||
+		    !n->name || !fds)
+			continue;
+		/* The name is read under the table lock, which
+		 * sfs_node_set_name() holds while it swaps names. */
+		struct sfs_fd_holder h = {
+			.parent = sfs_nodeid(t, n->parent),
+			.name = g_strdup(n->name),
+			.last_used = __atomic_load_n(&n->last_used,
+						     __ATOMIC_RELAXED),
+			.fds = fds,
+		};
+		g_array_append_val(out, h);
+	}
+	g_mutex_unlock(&t->lock);
+	return out;
+}
+
+void sfs_fd_holders_free(GArray *holders)
+{
+	g_array_free(holders, TRUE);
+}

@@ -61,6 +61,7 @@ struct sfs_node {
 	uint64_t nlookup;      /* kernel references */
 	uint64_t refs;         /* internal: children, open handles */
 	bool hashed;           /* findable by st_ino / local inode */
+	gint64 last_used;      /* monotonic µs of the last request (relaxed) */
 	GList all_link;        /* in the table's list of every live node */
 
 	/* Filled once under the namespace lock, then published by has_upper
@@ -120,6 +121,16 @@ static inline const struct sfs_obj *sfs_node_data_obj(const struct sfs_node *n)
 
 void sfs_obj_clear(struct sfs_obj *o);
 
+/* Record a use of n, for reclaim.c's least-recently-used order. */
+static inline void sfs_node_touch(struct sfs_node *n)
+{
+	__atomic_store_n(&n->last_used, g_get_monotonic_time(),
+			 __ATOMIC_RELAXED);
+}
+
+/* How many fds n holds; *maxfd gets the highest of them (-1 if none). */
+int sfs_node_fds(const struct sfs_node *n, int *maxfd);
+
 struct sfs_table;
 
 struct sfs_table *sfs_table_new(void);
@@ -168,6 +179,18 @@ void sfs_node_unref(struct sfs_table *t, struct sfs_node *n);
  * find it again, even when the filesystem reuses the inode number.  The
  * node lives on while the kernel holds it. */
 void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n);
+
+/* A name the kernel caches for a node that holds fds (reclaim.c). */
+struct sfs_fd_holder {
+	fuse_ino_t parent;  /* nodeid; may be stale by the time it is used */
+	char *name;
+	gint64 last_used;
+	int fds;
+};
+
+/* Every hashed, named node the kernel holds that keeps fds open. */
+GArray *sfs_table_fd_holders(struct sfs_table *t);
+void sfs_fd_holders_free(GArray *holders);
 
 /* Move n under a new parent/name (rename); namespace lock held. */
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,

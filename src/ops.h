@@ -6,8 +6,43 @@
 #pragma once
 
 #include "fs.h"
+#include "reclaim.h"
 
 #include <errno.h>
+
+/* How long the kernel may keep what it learns about a name (see
+ * "Caching" in scratchfs(8)).  The local layer changes only through the
+ * mount, and a local name hides whatever the shared layers do below it:
+ * what is answered from the local layer alone stays true until the kernel
+ * itself changes it, so it is cached for a day.  Anything that depends on
+ * a shared layer (a shared object, a metadata-only copy's data, a name
+ * missing from a directory that merges shared ones) keeps `timeout`, so
+ * edits of the shared layer show through. */
+#define SFS_LOCAL_TIMEOUT 86400.0
+
+static inline double sfs_node_timeout(const struct sfs_fs *fs,
+				      const struct sfs_node *n)
+{
+	if (!sfs_node_has_upper(n) || g_atomic_int_get(&n->metacopy))
+		return fs->timeout;
+	return MAX(fs->timeout, SFS_LOCAL_TIMEOUT);
+}
+
+/* A directory whose listing is the local directory's alone. */
+static inline bool sfs_node_local_listing(const struct sfs_node *n)
+{
+	return sfs_node_has_upper(n) &&
+	       (!n->lowerdirs || !n->lowerdirs->len ||
+		g_atomic_int_get(&n->opaque));
+}
+
+static inline double sfs_negative_timeout(const struct sfs_fs *fs,
+					  const struct sfs_node *parent)
+{
+	if (!sfs_node_local_listing(parent))
+		return fs->timeout;
+	return MAX(fs->timeout, SFS_LOCAL_TIMEOUT);
+}
 
 /* Reply with node n (which already carries the lookup reference). */
 void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
@@ -17,6 +52,8 @@ void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
 
 static inline void sfs_reply_err(fuse_req_t req, int negerr)
 {
+	if (negerr == -EMFILE || negerr == -ENFILE)
+		sfs_reclaim_kick(sfs_req_fs(req)->reclaim);
 	fuse_reply_err(req, -negerr);
 }
 

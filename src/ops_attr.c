@@ -15,17 +15,18 @@
 void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
+	struct sfs_node *n = sfs_req_node(req, ino);
 	struct stat st;
-	int r = sfs_node_getattr(fs, sfs_req_node(req, ino), &st);
+	int r = sfs_node_getattr(fs, n, &st);
 	/* fstat() of an open file whose names are all gone. */
 	if (r == -ESTALE && fi && (int)fi->fh > 0 && fstat((int)fi->fh - 1, &st) == 0) {
-		st.st_ino = sfs_req_node(req, ino)->ino;
+		st.st_ino = n->ino;
 		r = 0;
 	}
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
-		fuse_reply_attr(req, &st, fs->timeout);
+		fuse_reply_attr(req, &st, sfs_node_timeout(fs, n));
 }
 
 /* What a setattr needs of the data: truncation needs it all (or none). */
@@ -119,7 +120,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
-		fuse_reply_attr(req, &st, fs->timeout);
+		fuse_reply_attr(req, &st, sfs_node_timeout(fs, n));
 }
 
 /* Only reached on private mounts (with default_permissions the kernel

@@ -5,6 +5,7 @@
 #include "lookup.h"
 #include "ops.h"
 #include "readdir.h"
+#include "reclaim.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,7 +26,12 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct sfs_node *n = sfs_req_node(req, ino);
 	struct sfs_dir *d = g_new0(struct sfs_dir, 1);
-	int r = sfs_dir_snapshot(fs, n, d);
+	int r;
+	for (int tries = 0; tries < 5; tries++) {
+		r = sfs_dir_snapshot(fs, n, d);
+		if (!sfs_reclaim_wait(fs->reclaim, r))
+			break;
+	}
 	if (r < 0) {
 		g_free(d);
 		sfs_reply_err(req, r);
@@ -37,6 +43,9 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	g_queue_push_tail_link(&fs->open_dirs, &d->link);
 	g_mutex_unlock(&fs->dirs_lock);
 	fi->fh = (uintptr_t)d;
+	/* A listing only the kernel can change: it may keep it across
+	 * opens, and drops it itself when it changes the directory. */
+	fi->cache_readdir = fi->keep_cache = sfs_node_local_listing(n);
 	if (fuse_reply_open(req, fi) != 0)
 		close_dir(fs, d);
 }
@@ -48,7 +57,9 @@ static bool is_dot(const char *name)
 
 /* Add one entry to buf; returns its size, or 0 if it did not fit.  For
  * readdirplus the entry is looked up, and the lookup undone if the entry
- * does not fit (the kernel only counts what it receives). */
+ * does not fit (the kernel only counts what it receives).  While fds are
+ * being reclaimed, entries go without a node: the kernel looks them up
+ * when they are used. */
 static size_t add_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_dir *d,
 			struct sfs_dirent *e, char *buf, size_t room,
 			off_t next, bool plus)
@@ -58,7 +69,7 @@ static size_t add_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_dir *d,
 		return fuse_add_direntry(req, buf, room, e->name, &st, next);
 	struct fuse_entry_param ep = { .attr = st };
 	struct sfs_node *n = NULL;
-	if (!is_dot(e->name) &&
+	if (!is_dot(e->name) && !sfs_reclaim_busy(fs->reclaim) &&
 	    sfs_lookup(fs, d->node, e->name, &n, &st) == 0)
 		sfs_fill_entry(fs, n, &st, &ep);
 	size_t len = fuse_add_direntry_plus(req, buf, room, e->name, &ep, next);

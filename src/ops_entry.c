@@ -9,6 +9,7 @@
 #include "objref.h"
 #include "ops.h"
 #include "readdir.h"
+#include "reclaim.h"
 #include "whiteout.h"
 
 #include <fcntl.h>
@@ -23,8 +24,9 @@ void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
 	memset(e, 0, sizeof(*e));
 	e->ino = sfs_nodeid(fs->table, n);
 	e->attr = *st;
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
+	e->attr_timeout = sfs_node_timeout(fs, n);
+	e->entry_timeout = e->attr_timeout;
+	sfs_reclaim_note(fs->reclaim, n);
 }
 
 void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
@@ -41,10 +43,13 @@ void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct sfs_node *n;
 	struct stat st;
-	int r = sfs_lookup(fs, sfs_req_node(req, parent), name, &n, &st);
+	struct sfs_node *p = sfs_req_node(req, parent);
+	int r = sfs_lookup(fs, p, name, &n, &st);
 	if (r == -ENOENT) {
-		/* A negative entry the kernel may cache for `timeout`. */
-		struct fuse_entry_param e = { .entry_timeout = fs->timeout };
+		/* A negative entry the kernel may cache. */
+		struct fuse_entry_param e = {
+			.entry_timeout = sfs_negative_timeout(fs, p),
+		};
 		fuse_reply_entry(req, &e);
 		return;
 	}

@@ -27,6 +27,7 @@ import ctypes.util
 import errno
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -526,8 +527,10 @@ class Mount:
     and assert it is unchanged after unmounting (tests that edit the shared
     layer directly call resnapshot() after each edit)."""
 
-    def __init__(self, layers, extra_args=(), check_lower=True, mnt=None, **opts):
+    def __init__(self, layers, extra_args=(), check_lower=True, mnt=None,
+                 fd_limit=None, **opts):
         self.layers = layers
+        self.fd_limit = fd_limit  # RLIMIT_NOFILE the daemon starts with
         self.mnt = mnt or layers.mnt
         self.opts = layers.options(**opts)
         self.extra_args = list(extra_args)
@@ -551,8 +554,12 @@ class Mount:
         args += self.extra_args + ["-o", opts, self.mnt]
         self.args = args
         self.log = tempfile.TemporaryFile()
+        def limit_fds():
+            lim = (self.fd_limit, self.fd_limit)
+            resource.setrlimit(resource.RLIMIT_NOFILE, lim)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     preexec_fn=limit_fds if self.fd_limit else None)
         ACTIVE_MOUNTS.append(self)
         end = time.monotonic() + timeout
         while True:
@@ -744,8 +751,9 @@ class TestCase(unittest.TestCase):
         errs = getattr(outcome, "errors", [])
         return any(exc is not None for _, exc in errs)
 
-    def mount(self, check_lower=True, extra_args=(), **opts):
-        m = Mount(self.layers, check_lower=check_lower, extra_args=extra_args, **opts)
+    def mount(self, check_lower=True, extra_args=(), fd_limit=None, **opts):
+        m = Mount(self.layers, check_lower=check_lower, extra_args=extra_args,
+                  fd_limit=fd_limit, **opts)
         self._mounts.append(m)
         m.start()
         return m

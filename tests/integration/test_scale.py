@@ -65,6 +65,63 @@ class ScaleTest(sfs.TestCase):
         seen = sum(len(os.listdir(m.M("t", "d%02d" % d))) for d in range(NDIRS))
         self.assertEqual(seen, total + NDIRS)
 
+    # -- a daemon whose fd limit is below the number of directories
+
+    FD_LIMIT = 256
+
+    def daemon_fd_limit(self, m):
+        with open("/proc/%d/limits" % m.proc.pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+        self.fail("no fd limit in /proc/%d/limits" % m.proc.pid)
+
+    def low_limit_mount(self, *extra):
+        m = self.mount(fd_limit=self.FD_LIMIT, extra_args=extra)
+        limit = self.daemon_fd_limit(m)
+        if limit > self.FD_LIMIT:
+            # Root with CAP_SYS_RESOURCE lifts its limit to fs.nr_open.
+            self.skipTest("the daemon raised its fd limit to %d" % limit)
+        return m
+
+    def check_many_dirs(self, *extra):
+        """Directories hold an fd each; with 10x more directories than fds
+        (local-only, shared-only and merged), every create, walk, read
+        and remove still succeeds: cold names are handed back to the
+        kernel (reclaim.c) instead of failing with EMFILE."""
+        n = self.FD_LIMIT * 4
+        for i in range(n):  # shared directories, some merged below
+            sfs.write_file(self.layers.L("shared", "s%04d" % i, "f"), b"s%d" % i)
+        m = self.low_limit_mount(*extra)
+        for i in range(n):
+            os.makedirs(m.M("local", "l%04d" % i, "sub"))
+            sfs.write_file(m.M("local", "l%04d" % i, "sub", "f"), b"l%d" % i)
+            if i % 2 == 0:  # merge: a local file in a shared directory
+                sfs.write_file(m.M("shared", "s%04d" % i, "g"), b"g%d" % i)
+        found = {}
+        for top in ("local", "shared"):
+            for root, dirs, files in os.walk(m.M(top)):
+                for f in files:
+                    p = os.path.join(root, f)
+                    found[os.path.relpath(p, m.M())] = sfs.read_file(p)
+        self.assertEqual(len(found), 2 * n + n // 2)
+        self.assertEqual(found["local/l0007/sub/f"], b"l7")
+        self.assertEqual(found["shared/s0008/g"], b"g8")
+        self.assertEqual(found["shared/s%04d/f" % (n - 1)], b"s%d" % (n - 1))
+        # what the kernel was made to forget is found again by name
+        self.assertEqual(sfs.read_file(m.M("local", "l0000", "sub", "f")), b"l0")
+        self.assertFalse(os.path.exists(self.layers.L("shared", "s0000", "g")))
+        self.assertEqual(sfs.read_file(self.layers.U("shared", "s0000", "g")), b"g0")
+        sfs.run(["rm", "-rf", m.M("local")])
+        self.assertFalse(os.path.exists(self.layers.U("local")))
+        m.umount()
+
+    def test_more_directories_than_fds(self):
+        self.check_many_dirs()
+
+    def test_more_directories_than_fds_one_thread(self):
+        self.check_many_dirs("-s")
+
 
 if __name__ == "__main__":
     sfs.main()

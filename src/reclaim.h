@@ -1,0 +1,42 @@
+/* reclaim.h - give fds back when the daemon nears its fd limit.
+ *
+ * Every directory node holds an O_PATH fd (the dirfd of the *at() calls
+ * below it), and on layers without file handles every node does.  The
+ * kernel keeps a node while its dentry is cached, which without memory
+ * pressure is forever: eight 20,000-file venvs hold more directories than
+ * a 20,000-fd limit.  When a node's fd number crosses the high-water mark
+ * (half the limit), a thread invalidates the names of the least recently
+ * used nodes; the kernel drops those dentries with their unused subtrees
+ * and sends FORGET, which closes the fds.  Nothing is lost: the next
+ * access looks the name up again.
+ */
+#pragma once
+
+#include "node.h"
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+
+struct sfs_reclaim;
+
+/* fd_limit: the daemon's RLIMIT_NOFILE. */
+struct sfs_reclaim *sfs_reclaim_start(struct fuse_session *se,
+				      struct sfs_table *t, long fd_limit);
+
+/* n is being handed to the kernel: wake the thread if n's fds sit above
+ * the high-water mark.  Cheap; rc may be NULL. */
+void sfs_reclaim_note(struct sfs_reclaim *rc, const struct sfs_node *n);
+
+/* Something failed with EMFILE or ENFILE: give fds back now. */
+void sfs_reclaim_kick(struct sfs_reclaim *rc);
+
+/* r is a new node's failure.  If fds ran out (-EMFILE, -ENFILE), start
+ * a pass, give it a moment and return true: the caller tries again a few
+ * times.  (With one thread no FORGET arrives meanwhile; the wait is
+ * short.) */
+bool sfs_reclaim_wait(struct sfs_reclaim *rc, int r);
+
+/* A pass is wanted or running: optional new nodes (readdirplus) wait. */
+bool sfs_reclaim_busy(struct sfs_reclaim *rc);
+
+void sfs_reclaim_stop(struct sfs_reclaim *rc);
