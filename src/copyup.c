@@ -323,7 +323,7 @@ static int copyup_child(struct sfs_fs *fs, struct sfs_node *dir,
 {
 	struct sfs_node *c;
 	struct stat st;
-	int r = sfs_lookup(fs, dir, name, &c, &st);
+	int r = sfs_lookup(fs, dir, name, &c, &st, NULL);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
 	r = S_ISDIR(c->type) ? sfs_copyup_tree(fs, c)

@@ -42,21 +42,24 @@ static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
 	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
 }
 
-void sfs_index_attach(struct sfs_fs *fs, struct sfs_node *n)
+int sfs_index_attach(struct sfs_fs *fs, struct sfs_node *n)
 {
 	char idx[24];
 	index_name(n->ino, idx);
 	int ifd = fs->layers.index_fd;
 	struct stat st;
-	if (fstatat(ifd, idx, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    sfs_obj_at(&fs->layers, ifd, idx, 0, false, &n->upper) != 0)
-		return;
+	if (fstatat(ifd, idx, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	int r = sfs_obj_at(&fs->layers, ifd, idx, 0, false, &n->upper);
+	if (r < 0)
+		return r;
 	/* Not yet hashed: plain stores are fine. */
 	n->has_upper = 1;
 	n->upper_real_ino = st.st_ino;
 	n->indexed = 1;
 	n->metacopy = is_metacopy_at(fs, ifd, idx);
 	n->lower_pending = read_pending(fs, idx);
+	return 0;
 }
 
 void sfs_index_check(struct sfs_fs *fs, struct sfs_node *n,

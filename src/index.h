@@ -13,8 +13,8 @@
 #include "fs.h"
 
 /* A shared-only name at lookup: take over the local inode if another name
- * of the file was copied up. */
-void sfs_index_attach(struct sfs_fs *fs, struct sfs_node *n);
+ * of the file was copied up.  -errno if the index could not be read. */
+int sfs_index_attach(struct sfs_fs *fs, struct sfs_node *n);
 
 /* A copied-up local file found by name: is it in the index?  Sets
  * n->indexed and the pending count. */

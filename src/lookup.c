@@ -174,9 +174,11 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	} else if (may_be_metacopy(ust) && is_metacopy_at(fs, pfd, name)) {
 		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
-		if (!meta)
+		if (e == -ENOENT || e == -ESTALE)
 			sfs_warn("%s: metadata copy lost its shared data (%s)",
 				 name, g_strerror(-e));
+		else if (e < 0)
+			r = e; /* out of fds or memory: not an answer, retry */
 	}
 	if (r < 0) {
 		sfs_obj_clear(&up);
@@ -233,7 +235,11 @@ static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	struct sfs_node *n = sfs_node_new(ino, st->st_mode, NULL, &o, dirs);
 	if (S_ISREG(st->st_mode) && st->st_nlink > 1)
-		sfs_index_attach(fs, n);
+		r = sfs_index_attach(fs, n);
+	if (r < 0) {
+		sfs_node_free_unhashed(n);
+		return r;
+	}
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -260,14 +266,17 @@ static int node_from_lower(struct sfs_fs *fs, struct sfs_node *parent,
 /* *st is set to the attributes of the object that was found by name; the
  * caller uses them only if that object is the node's winning one. */
 static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
-		       const char *name, struct sfs_node **out, struct stat *st)
+		       const char *name, struct sfs_node **out, struct stat *st,
+		       bool *local)
 {
 	int pu = sfs_node_upper(parent);
+	*local = false;
 	if (pu >= 0) {
 		struct stat *ust = st;
 		if (fstatat(pu, name, ust, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (sfs_is_whiteout_stat(ust))
 				return -ENOENT;
+			*local = true;
 			*out = sfs_table_find_upper(fs->table, ust->st_ino, true);
 			if (*out)
 				return 0;
@@ -304,20 +313,23 @@ static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st)
 }
 
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
-	       struct sfs_node **out, struct stat *st)
+	       struct sfs_node **out, struct stat *st, bool *local_name)
 {
+	bool local;
 	if (!S_ISDIR(parent->type))
 		return -ENOTDIR;
 	if (sfs_is_wh_name(name))
 		return -ENOENT; /* markers are never visible */
 	int r;
 	for (int tries = 0; tries < 5; tries++) {
-		r = lookup_once(fs, parent, name, out, st);
+		r = lookup_once(fs, parent, name, out, st, &local);
 		if (r != -EAGAIN && !sfs_reclaim_wait(fs->reclaim, r))
 			break;
 	}
 	if (r < 0)
 		return r;
+	if (local_name)
+		*local_name = local;
 	if (stat_is_nodes(*out, st)) {
 		watch_shared_data(fs, *out, st);
 		st->st_ino = (*out)->ino;

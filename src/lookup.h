@@ -11,9 +11,10 @@
 #include "fs.h"
 
 /* On success *out holds the node with one more lookup reference and st its
- * attributes as reported.  -ENOENT for a negative entry. */
+ * attributes as reported; *local_name (if not NULL) tells whether the name
+ * itself is in parent's local directory.  -ENOENT for a negative entry. */
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
-	       struct sfs_node **out, struct stat *st);
+	       struct sfs_node **out, struct stat *st, bool *local_name);
 
 /* Node for an object scratchfs just created in parent's local dir. */
 int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,

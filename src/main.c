@@ -152,7 +152,8 @@ static int run(struct sfs_config *cfg)
 	}
 	sfs_creds_init();
 	fs.notifier = sfs_notifier_start(se);
-	fs.reclaim = sfs_reclaim_start(se, fs.table, fd_limit());
+	fs.reclaim = sfs_reclaim_start(se, fs.table, fs.layers.upper.fd,
+				       fd_limit());
 	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean, requested end. */
 	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;

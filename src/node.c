@@ -116,6 +116,11 @@ struct sfs_node *sfs_node_new(uint64_t ino, mode_t type,
 	return n;
 }
 
+void sfs_node_free_unhashed(struct sfs_node *n)
+{
+	node_free(n);
+}
+
 static struct sfs_node *find_locked(struct sfs_table *t, GHashTable *h,
 				    uint64_t key, bool lookup)
 {
@@ -300,39 +305,33 @@ int sfs_node_fds(const struct sfs_node *n, int *maxfd)
 	return count;
 }
 
-static void fd_holder_clear(gpointer p)
+static int depth_locked(const struct sfs_node *n)
 {
-	g_free(((struct sfs_fd_holder *)p)->name);
+	int d = 0;
+	for (; n->parent; n = n->parent)
+		d++;
+	return d;
 }
 
-GArray *sfs_table_fd_holders(struct sfs_table *t)
+GArray *sfs_table_prunable(struct sfs_table *t)
 {
-	GArray *out = g_array_new(FALSE, FALSE, sizeof(struct sfs_fd_holder));
-	g_array_set_clear_func(out, fd_holder_clear);
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(struct sfs_prunable));
 	g_mutex_lock(&t->lock);
 	for (GList *l = t->all.head; l; l = l->next) {
 		struct sfs_node *n = l->data;
-		int maxfd;
-		int fds = sfs_node_fds(n, &maxfd);
-		if (n == t->root || !n->hashed || !n->nlookup || !n->parent ||
-		    !n->name || !fds)
+		if (n == t->root || !n->hashed || !n->nlookup)
 			continue;
-		/* The name is read under the table lock, which
-		 * sfs_node_set_name() holds while it swaps names. */
-		struct sfs_fd_holder h = {
-			.parent = sfs_nodeid(t, n->parent),
-			.name = g_strdup(n->name),
+		int maxfd;
+		struct sfs_prunable p = {
+			.id = sfs_nodeid(t, n),
+			.parent = n->parent ? sfs_nodeid(t, n->parent) : 0,
 			.last_used = __atomic_load_n(&n->last_used,
 						     __ATOMIC_RELAXED),
-			.fds = fds,
+			.fds = sfs_node_fds(n, &maxfd),
+			.depth = depth_locked(n),
 		};
-		g_array_append_val(out, h);
+		g_array_append_val(out, p);
 	}
 	g_mutex_unlock(&t->lock);
 	return out;
-}
-
-void sfs_fd_holders_free(GArray *holders)
-{
-	g_array_free(holders, TRUE);
 }

@@ -153,6 +153,9 @@ struct sfs_node *sfs_node_new(uint64_t ino, mode_t type,
 			      struct sfs_obj *upper, struct sfs_obj *lower,
 			      GArray *lowerdirs);
 
+/* Free a node that was never inserted (sfs_node_new, failed setup). */
+void sfs_node_free_unhashed(struct sfs_node *n);
+
 /* Find by st_ino / by the local layer's inode number; NULL if absent.
  * A found node gets one more lookup reference when `lookup` is true. */
 struct sfs_node *sfs_table_find_ino(struct sfs_table *t, uint64_t ino,
@@ -180,17 +183,17 @@ void sfs_node_unref(struct sfs_table *t, struct sfs_node *n);
  * node lives on while the kernel holds it. */
 void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n);
 
-/* A name the kernel caches for a node that holds fds (reclaim.c). */
-struct sfs_fd_holder {
-	fuse_ino_t parent;  /* nodeid; may be stale by the time it is used */
-	char *name;
+/* A node the kernel holds, as reclaim.c sees it. */
+struct sfs_prunable {
+	uint64_t id;        /* nodeid; may be stale by the time it is used */
+	uint64_t parent;    /* the parent's nodeid */
 	gint64 last_used;
 	int fds;
+	int depth;          /* names between it and the root */
 };
 
-/* Every hashed, named node the kernel holds that keeps fds open. */
-GArray *sfs_table_fd_holders(struct sfs_table *t);
-void sfs_fd_holders_free(GArray *holders);
+/* Every hashed node but the root that the kernel holds. */
+GArray *sfs_table_prunable(struct sfs_table *t);
 
 /* Move n under a new parent/name (rename); namespace lock held. */
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,

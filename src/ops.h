@@ -20,11 +20,8 @@
  * edits of the shared layer show through. */
 #define SFS_LOCAL_TIMEOUT 86400.0
 
-static inline double sfs_node_timeout(const struct sfs_fs *fs,
-				      const struct sfs_node *n)
+static inline double sfs_local_timeout(const struct sfs_fs *fs)
 {
-	if (!sfs_node_has_upper(n) || g_atomic_int_get(&n->metacopy))
-		return fs->timeout;
 	return MAX(fs->timeout, SFS_LOCAL_TIMEOUT);
 }
 
@@ -36,19 +33,32 @@ static inline bool sfs_node_local_listing(const struct sfs_node *n)
 		g_atomic_int_get(&n->opaque));
 }
 
+/* Attributes, and entries of names found in the local directory. */
+static inline double sfs_node_timeout(const struct sfs_fs *fs,
+				      const struct sfs_node *n)
+{
+	/* A merged directory's local mtime and link count also change when
+	 * scratchfs copies something up into it. */
+	if (!sfs_node_has_upper(n) || g_atomic_int_get(&n->metacopy) ||
+	    (S_ISDIR(n->type) && !sfs_node_local_listing(n)))
+		return fs->timeout;
+	return sfs_local_timeout(fs);
+}
+
 static inline double sfs_negative_timeout(const struct sfs_fs *fs,
 					  const struct sfs_node *parent)
 {
 	if (!sfs_node_local_listing(parent))
 		return fs->timeout;
-	return MAX(fs->timeout, SFS_LOCAL_TIMEOUT);
+	return sfs_local_timeout(fs);
 }
 
 /* Reply with node n (which already carries the lookup reference). */
 void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
-		     const struct stat *st);
+		     const struct stat *st, bool local_name);
 void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
-		    const struct stat *st, struct fuse_entry_param *e);
+		    const struct stat *st, bool local_name,
+		    struct fuse_entry_param *e);
 
 static inline void sfs_reply_err(fuse_req_t req, int negerr)
 {

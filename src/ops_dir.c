@@ -69,9 +69,10 @@ static size_t add_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_dir *d,
 		return fuse_add_direntry(req, buf, room, e->name, &st, next);
 	struct fuse_entry_param ep = { .attr = st };
 	struct sfs_node *n = NULL;
+	bool local;
 	if (!is_dot(e->name) && !sfs_reclaim_busy(fs->reclaim) &&
-	    sfs_lookup(fs, d->node, e->name, &n, &st) == 0)
-		sfs_fill_entry(fs, n, &st, &ep);
+	    sfs_lookup(fs, d->node, e->name, &n, &st, &local) == 0)
+		sfs_fill_entry(fs, n, &st, local, &ep);
 	size_t len = fuse_add_direntry_plus(req, buf, room, e->name, &ep, next);
 	if (len > room && n)
 		sfs_node_forget(fs->table, n, 1);

@@ -19,21 +19,25 @@
 #include <unistd.h>
 
 void sfs_fill_entry(struct sfs_fs *fs, struct sfs_node *n,
-		    const struct stat *st, struct fuse_entry_param *e)
+		    const struct stat *st, bool local_name,
+		    struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = sfs_nodeid(fs->table, n);
 	e->attr = *st;
 	e->attr_timeout = sfs_node_timeout(fs, n);
-	e->entry_timeout = e->attr_timeout;
+	/* A local name stays until the mount changes it.  A shared name of
+	 * a file copied up under another name (a hardlink) is still the
+	 * shared layer's to remove or replace. */
+	e->entry_timeout = local_name ? sfs_local_timeout(fs) : fs->timeout;
 	sfs_reclaim_note(fs->reclaim, n);
 }
 
 void sfs_reply_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_node *n,
-		     const struct stat *st)
+		     const struct stat *st, bool local_name)
 {
 	struct fuse_entry_param e;
-	sfs_fill_entry(fs, n, st, &e);
+	sfs_fill_entry(fs, n, st, local_name, &e);
 	if (fuse_reply_entry(req, &e) != 0)
 		sfs_node_forget(fs->table, n, 1); /* the kernel never saw it */
 }
@@ -44,7 +48,8 @@ void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct sfs_node *n;
 	struct stat st;
 	struct sfs_node *p = sfs_req_node(req, parent);
-	int r = sfs_lookup(fs, p, name, &n, &st);
+	bool local;
+	int r = sfs_lookup(fs, p, name, &n, &st, &local);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache. */
 		struct fuse_entry_param e = {
@@ -56,7 +61,7 @@ void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
-		sfs_reply_entry(req, fs, n, &st);
+		sfs_reply_entry(req, fs, n, &st, local);
 }
 
 void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -237,7 +242,7 @@ static void create_and_reply(fuse_req_t req, fuse_ino_t parent,
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
-		sfs_reply_entry(req, sfs_req_fs(req), n, &st);
+		sfs_reply_entry(req, sfs_req_fs(req), n, &st, true);
 }
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -312,7 +317,7 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (r < 0)
 		sfs_reply_err(req, r);
 	else
-		sfs_reply_entry(req, sfs_req_fs(req), n, &st);
+		sfs_reply_entry(req, sfs_req_fs(req), n, &st, true);
 }
 
 /* Remove parent/name from the merged view.  `n` is the visible node. */
@@ -387,7 +392,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 	}
 	g_rec_mutex_lock(&fs->ns_lock);
-	int r = sfs_lookup(fs, p, name, &n, &st);
+	int r = sfs_lookup(fs, p, name, &n, &st, NULL);
 	if (r == 0) {
 		if (want_dir && !S_ISDIR(n->type))
 			r = -ENOTDIR;

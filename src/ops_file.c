@@ -181,7 +181,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->fh = fh_from_fd(a.fd);
 	fi->noflush = 1;
 	struct fuse_entry_param e;
-	sfs_fill_entry(fs, n, &st, &e);
+	sfs_fill_entry(fs, n, &st, true, &e);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		if (a.fd >= 0)
 			close(a.fd);

@@ -31,7 +31,7 @@ static int end_lookup(struct sfs_fs *fs, struct rename_end *e)
 {
 	struct stat st;
 	e->node = NULL;
-	int r = sfs_lookup(fs, e->parent, e->name, &e->node, &st);
+	int r = sfs_lookup(fs, e->parent, e->name, &e->node, &st, NULL);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	e->below = sfs_lower_visible(fs, e->parent, e->name);

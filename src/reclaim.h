@@ -5,10 +5,12 @@
  * kernel keeps a node while its dentry is cached, which without memory
  * pressure is forever: eight 20,000-file venvs hold more directories than
  * a 20,000-fd limit.  When a node's fd number crosses the high-water mark
- * (half the limit), a thread invalidates the names of the least recently
- * used nodes; the kernel drops those dentries with their unused subtrees
- * and sends FORGET, which closes the fds.  Nothing is lost: the next
- * access looks the name up again.
+ * (half the limit), a thread asks the kernel to prune the least recently
+ * used nodes (FUSE_NOTIFY_PRUNE): it drops those of their dentries that
+ * are not in use and sends FORGET, which closes the fds.  Nothing is lost:
+ * the next access looks the name up again.  Kernels without the
+ * notification (FUSE protocol < 7.45) keep every node, as before, and an
+ * operation that finds no free fd fails with EMFILE.
  */
 #pragma once
 
@@ -19,9 +21,11 @@
 
 struct sfs_reclaim;
 
-/* fd_limit: the daemon's RLIMIT_NOFILE. */
+/* fd_limit: the daemon's RLIMIT_NOFILE; probe_fd: any fd the daemon keeps
+ * open for its lifetime. */
 struct sfs_reclaim *sfs_reclaim_start(struct fuse_session *se,
-				      struct sfs_table *t, long fd_limit);
+				      struct sfs_table *t, int probe_fd,
+				      long fd_limit);
 
 /* n is being handed to the kernel: wake the thread if n's fds sit above
  * the high-water mark.  Cheap; rc may be NULL. */

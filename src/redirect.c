@@ -94,8 +94,10 @@ static int absolute_dirs(struct sfs_fs *fs, const char *path, GArray **dirs)
 	for (int i = 0; i < fs->layers.nlower; i++) {
 		int fd = openat(fs->layers.lower[i].fd, path,
 				O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+			continue; /* not in this layer */
 		if (fd < 0)
-			continue;
+			return -errno;
 		sfs_lowerdirs_add(dirs, fd, i + 1);
 		if (sfs_is_opaque(&fs->layers, fd))
 			break;

@@ -57,6 +57,7 @@ def env_int(name, default):
 # running commands and keeping track of mounts
 
 TIMEOUT = 900                    # BENCH_TIMEOUT, set by Bench()
+NOTES_MARKER = "<!-- notes: kept when --write-results rewrites this file -->"
 MOUNTS = []                      # Target objects currently mounted
 
 
@@ -754,8 +755,15 @@ def main(argv):
         log("raw times: %s" % raw)
         if write:
             path = os.path.join(HERE, "RESULTS.md")
-            with open(path, "w") as f:
+            with open(path, "w" if not os.path.exists(path) else "r+") as f:
+                # hand-written analysis below the marker survives a rewrite
+                old = f.read() if f.mode == "r+" else ""
+                kept = old[old.find(NOTES_MARKER):] if NOTES_MARKER in old else ""
+                f.seek(0)
+                f.truncate()
                 f.write(b.results_md(command_line(argv), tables))
+                if kept:
+                    f.write("\n" + kept)
             log("wrote %s" % path)
         return 0
     except BenchError as e:

@@ -5,6 +5,7 @@ larger than the process's fd limit, and keep many files open at once."""
 
 import os
 import resource
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -67,7 +68,7 @@ class ScaleTest(sfs.TestCase):
 
     # -- a daemon whose fd limit is below the number of directories
 
-    FD_LIMIT = 256
+    FD_LIMIT = 512
 
     def daemon_fd_limit(self, m):
         with open("/proc/%d/limits" % m.proc.pid) as f:
@@ -85,14 +86,26 @@ class ScaleTest(sfs.TestCase):
         return m
 
     def check_many_dirs(self, *extra):
-        """Directories hold an fd each; with 10x more directories than fds
-        (local-only, shared-only and merged), every create, walk, read
-        and remove still succeeds: cold names are handed back to the
-        kernel (reclaim.c) instead of failing with EMFILE."""
-        n = self.FD_LIMIT * 4
+        """Directories hold an fd each (merged ones two); with several
+        times more directories than fds (local-only, shared-only and
+        merged), every create, walk, read and remove still succeeds: the
+        kernel is asked to forget cold nodes (reclaim.c) instead of the
+        daemon failing with EMFILE."""
+        n = self.FD_LIMIT * 3
         for i in range(n):  # shared directories, some merged below
             sfs.write_file(self.layers.L("shared", "s%04d" % i, "f"), b"s%d" % i)
         m = self.low_limit_mount(*extra)
+        # Names in use must survive: a working directory and a mount
+        # point, both idle (no requests) and so the least recently used.
+        os.makedirs(m.M("keep", "cwd"))
+        os.makedirs(m.M("keep", "mnt"))
+        other = os.path.join(self.layers.base, "bind-src")
+        os.makedirs(other, exist_ok=True)
+        sfs.run(["mount", "--bind", other, m.M("keep", "mnt")])
+        self.addCleanup(sfs.run, ["umount", "-l", m.M("keep", "mnt")], check=False)
+        idle = subprocess.Popen(["sleep", "300"], cwd=m.M("keep", "cwd"))
+        self.addCleanup(idle.wait)
+        self.addCleanup(idle.kill)
         for i in range(n):
             os.makedirs(m.M("local", "l%04d" % i, "sub"))
             sfs.write_file(m.M("local", "l%04d" % i, "sub", "f"), b"l%d" % i)
@@ -114,6 +127,11 @@ class ScaleTest(sfs.TestCase):
         self.assertEqual(sfs.read_file(self.layers.U("shared", "s0000", "g")), b"g0")
         sfs.run(["rm", "-rf", m.M("local")])
         self.assertFalse(os.path.exists(self.layers.U("local")))
+        self.assertEqual(os.readlink("/proc/%d/cwd" % idle.pid), m.M("keep", "cwd"))
+        self.assertTrue(sfs.is_mounted(m.M("keep", "mnt")))
+        sfs.run(["umount", m.M("keep", "mnt")])
+        idle.kill()
+        idle.wait()
         m.umount()
 
     def test_more_directories_than_fds(self):
