@@ -10,6 +10,9 @@ struct sfs_notifier {
 	struct fuse_session *se;
 	GAsyncQueue *queue; /* nodeids, or &stop_token */
 	GThread *thread;
+	GMutex lock;
+	GCond cond;
+	bool done;          /* the thread has returned */
 };
 
 /* GAsyncQueue takes no NULL: a distinct address ends the thread. */
@@ -20,8 +23,13 @@ static gpointer notifier_main(gpointer data)
 	struct sfs_notifier *nt = data;
 	for (;;) {
 		gpointer item = g_async_queue_pop(nt->queue);
-		if (item == &stop_token)
+		if (item == &stop_token) {
+			g_mutex_lock(&nt->lock);
+			nt->done = true;
+			g_cond_signal(&nt->cond);
+			g_mutex_unlock(&nt->lock);
 			return NULL;
+		}
 		fuse_ino_t id = (fuse_ino_t)(uintptr_t)item;
 		/* -ENOENT: the kernel forgot the node meanwhile; fine. */
 		int r = fuse_lowlevel_notify_inval_inode(nt->se, id, 0, 0);
@@ -36,6 +44,8 @@ struct sfs_notifier *sfs_notifier_start(struct fuse_session *se)
 	struct sfs_notifier *nt = g_new0(struct sfs_notifier, 1);
 	nt->se = se;
 	nt->queue = g_async_queue_new();
+	g_mutex_init(&nt->lock);
+	g_cond_init(&nt->cond);
 	nt->thread = g_thread_new("sfs-notify", notifier_main, nt);
 	return nt;
 }
@@ -51,7 +61,22 @@ void sfs_notifier_stop(struct sfs_notifier *nt)
 	if (!nt)
 		return;
 	g_async_queue_push_front(nt->queue, &stop_token);
+	/* An invalidation can wait on a page that a READ nobody will answer
+	 * any more holds: do not wait for it forever. */
+	gint64 end = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
+	g_mutex_lock(&nt->lock);
+	while (!nt->done && g_cond_wait_until(&nt->cond, &nt->lock, end))
+		;
+	bool done = nt->done;
+	g_mutex_unlock(&nt->lock);
+	if (!done) {
+		sfs_warn("page cache notifier did not stop; leaving it");
+		g_thread_unref(nt->thread);
+		return; /* nt stays allocated for the thread */
+	}
 	g_thread_join(nt->thread);
+	g_mutex_clear(&nt->lock);
+	g_cond_clear(&nt->cond);
 	g_async_queue_unref(nt->queue);
 	g_free(nt);
 }

@@ -21,6 +21,7 @@ struct sfs_reclaim {
 	gint unsupported; /* atomic: the kernel refused FUSE_NOTIFY_PRUNE */
 	gint stopping;    /* atomic: sfs_reclaim_stop() was called */
 	gint done;        /* atomic: the thread has returned */
+	gint resting;     /* atomic: the last passes freed nothing */
 	GMutex lock;
 	GCond cond;
 	GThread *thread;
@@ -175,8 +176,11 @@ static void relieve(struct sfs_reclaim *rc)
 		least = MIN(least, held);
 		g_usleep(PASS_INTERVAL_US);
 	} while (!stopping(rc) && still_pressed(rc) && stalls < MAX_STALLS);
-	if (stalls >= MAX_STALLS && !stopping(rc))
+	if (stalls >= MAX_STALLS && !stopping(rc)) {
+		g_atomic_int_set(&rc->resting, 1);
 		g_usleep(REST_US);
+		g_atomic_int_set(&rc->resting, 0);
+	}
 }
 
 static gpointer reclaim_main(gpointer data)
@@ -238,8 +242,10 @@ void sfs_reclaim_note(struct sfs_reclaim *rc, const struct sfs_node *n)
 
 bool sfs_reclaim_wait(struct sfs_reclaim *rc, int r)
 {
+	/* Waiting is pointless when nothing can be given back: fail fast. */
 	if (!rc || (r != -EMFILE && r != -ENFILE) ||
-	    g_atomic_int_get(&rc->unsupported))
+	    g_atomic_int_get(&rc->unsupported) ||
+	    g_atomic_int_get(&rc->resting))
 		return false;
 	sfs_reclaim_kick(rc);
 	/* FORGETs come in on the other threads; with one thread they wait
