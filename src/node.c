@@ -8,6 +8,7 @@
 
 #include "node.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 struct sfs_table {
@@ -16,7 +17,13 @@ struct sfs_table {
 	GHashTable *by_upper;  /* local layer inode number -> node */
 	struct sfs_node *root;
 	GQueue all;            /* every live node, hashed or retired */
+	gint freed;            /* atomic: nodes freed since the last trim */
 };
+
+/* After the kernel forgets a venv's worth of nodes, the heap is mostly
+ * free but glibc keeps it: hand it back once this many nodes went and
+ * fewer than that are left. */
+#define TRIM_AFTER 4096
 
 static guint ino_hash(gconstpointer key)
 {
@@ -222,10 +229,22 @@ static void drop_chain_locked(struct sfs_table *t, struct sfs_node *n,
 		n = maybe_drop_locked(t, n, dead);
 }
 
-static void free_dead(GSList *dead)
+static void free_dead(struct sfs_table *t, GSList *dead)
 {
+	if (!dead)
+		return;
 	/* fds are closed outside the table lock. */
+	gint n = (gint)g_slist_length(dead);
 	g_slist_free_full(dead, (GDestroyNotify)node_free);
+	gint freed = g_atomic_int_add(&t->freed, n) + n;
+	if (freed < TRIM_AFTER)
+		return;
+	g_mutex_lock(&t->lock);
+	guint live = g_queue_get_length(&t->all);
+	g_mutex_unlock(&t->lock);
+	if (live < (guint)freed &&
+	    g_atomic_int_compare_and_exchange(&t->freed, freed, 0))
+		malloc_trim(0);
 }
 
 void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n)
@@ -249,7 +268,7 @@ void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count)
 	n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
 	drop_chain_locked(t, n, &dead);
 	g_mutex_unlock(&t->lock);
-	free_dead(dead);
+	free_dead(t, dead);
 }
 
 void sfs_node_ref(struct sfs_table *t, struct sfs_node *n)
@@ -266,7 +285,7 @@ void sfs_node_unref(struct sfs_table *t, struct sfs_node *n)
 	n->refs--;
 	drop_chain_locked(t, n, &dead);
 	g_mutex_unlock(&t->lock);
-	free_dead(dead);
+	free_dead(t, dead);
 }
 
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
@@ -283,7 +302,7 @@ void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 		drop_chain_locked(t, old, &dead);
 	g_mutex_unlock(&t->lock);
 	g_free(oldname);
-	free_dead(dead);
+	free_dead(t, dead);
 }
 
 
