@@ -3,16 +3,14 @@
 
 #include "log.h"
 #include "notify.h"
+#include "thread.h"
 
 #include <glib.h>
 
 struct sfs_notifier {
 	struct fuse_session *se;
 	GAsyncQueue *queue; /* nodeids, or &stop_token */
-	GThread *thread;
-	GMutex lock;
-	GCond cond;
-	bool done;          /* the thread has returned */
+	struct sfs_thread thread;
 };
 
 /* GAsyncQueue takes no NULL: a distinct address ends the thread. */
@@ -24,10 +22,7 @@ static gpointer notifier_main(gpointer data)
 	for (;;) {
 		gpointer item = g_async_queue_pop(nt->queue);
 		if (item == &stop_token) {
-			g_mutex_lock(&nt->lock);
-			nt->done = true;
-			g_cond_signal(&nt->cond);
-			g_mutex_unlock(&nt->lock);
+			sfs_thread_exiting(&nt->thread);
 			return NULL;
 		}
 		fuse_ino_t id = (fuse_ino_t)(uintptr_t)item;
@@ -44,9 +39,7 @@ struct sfs_notifier *sfs_notifier_start(struct fuse_session *se)
 	struct sfs_notifier *nt = g_new0(struct sfs_notifier, 1);
 	nt->se = se;
 	nt->queue = g_async_queue_new();
-	g_mutex_init(&nt->lock);
-	g_cond_init(&nt->cond);
-	nt->thread = g_thread_new("sfs-notify", notifier_main, nt);
+	sfs_thread_start(&nt->thread, "sfs-notify", notifier_main, nt);
 	return nt;
 }
 
@@ -62,21 +55,9 @@ void sfs_notifier_stop(struct sfs_notifier *nt)
 		return;
 	g_async_queue_push_front(nt->queue, &stop_token);
 	/* An invalidation can wait on a page that a READ nobody will answer
-	 * any more holds: do not wait for it forever. */
-	gint64 end = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
-	g_mutex_lock(&nt->lock);
-	while (!nt->done && g_cond_wait_until(&nt->cond, &nt->lock, end))
-		;
-	bool done = nt->done;
-	g_mutex_unlock(&nt->lock);
-	if (!done) {
-		sfs_warn("page cache notifier did not stop; leaving it");
-		g_thread_unref(nt->thread);
+	 * any more holds. */
+	if (!sfs_thread_join(&nt->thread, "page cache notifier"))
 		return; /* nt stays allocated for the thread */
-	}
-	g_thread_join(nt->thread);
-	g_mutex_clear(&nt->lock);
-	g_cond_clear(&nt->cond);
 	g_async_queue_unref(nt->queue);
 	g_free(nt);
 }

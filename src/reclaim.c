@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "reclaim.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,11 +21,8 @@ struct sfs_reclaim {
 	gint pending;     /* atomic: a pass was asked for */
 	gint unsupported; /* atomic: the kernel refused FUSE_NOTIFY_PRUNE */
 	gint stopping;    /* atomic: sfs_reclaim_stop() was called */
-	gint done;        /* atomic: the thread has returned */
 	gint resting;     /* atomic: the last passes freed nothing */
-	GMutex lock;
-	GCond cond;
-	GThread *thread;
+	struct sfs_thread thread; /* its lock and cond guard `pending` waits */
 };
 
 /* The kernel needs a moment to drop dentries and send FORGET: passes are
@@ -186,20 +184,19 @@ static void relieve(struct sfs_reclaim *rc)
 static gpointer reclaim_main(gpointer data)
 {
 	struct sfs_reclaim *rc = data;
-	g_mutex_lock(&rc->lock);
+	g_mutex_lock(&rc->thread.lock);
 	for (;;) {
 		while (!stopping(rc) && !g_atomic_int_get(&rc->pending))
-			g_cond_wait(&rc->cond, &rc->lock);
+			g_cond_wait(&rc->thread.cond, &rc->thread.lock);
 		if (stopping(rc))
 			break;
-		g_mutex_unlock(&rc->lock);
+		g_mutex_unlock(&rc->thread.lock);
 		relieve(rc);
 		g_atomic_int_set(&rc->pending, 0);
-		g_mutex_lock(&rc->lock);
+		g_mutex_lock(&rc->thread.lock);
 	}
-	g_atomic_int_set(&rc->done, 1);
-	g_cond_broadcast(&rc->cond);
-	g_mutex_unlock(&rc->lock);
+	g_mutex_unlock(&rc->thread.lock);
+	sfs_thread_exiting(&rc->thread);
 	return NULL;
 }
 
@@ -216,9 +213,7 @@ struct sfs_reclaim *sfs_reclaim_start(struct fuse_session *se,
 	 * which cannot be given back. */
 	rc->high = (int)(limit / 2);
 	rc->low = (int)(limit / 4);
-	g_mutex_init(&rc->lock);
-	g_cond_init(&rc->cond);
-	rc->thread = g_thread_new("sfs-reclaim", reclaim_main, rc);
+	sfs_thread_start(&rc->thread, "sfs-reclaim", reclaim_main, rc);
 	return rc;
 }
 
@@ -227,10 +222,10 @@ void sfs_reclaim_kick(struct sfs_reclaim *rc)
 	if (!rc || g_atomic_int_get(&rc->pending) ||
 	    g_atomic_int_get(&rc->unsupported))
 		return;
-	g_mutex_lock(&rc->lock);
+	g_mutex_lock(&rc->thread.lock);
 	g_atomic_int_set(&rc->pending, 1);
-	g_cond_signal(&rc->cond);
-	g_mutex_unlock(&rc->lock);
+	g_cond_signal(&rc->thread.cond);
+	g_mutex_unlock(&rc->thread.lock);
 }
 
 void sfs_reclaim_note(struct sfs_reclaim *rc, const struct sfs_node *n)
@@ -264,24 +259,13 @@ void sfs_reclaim_stop(struct sfs_reclaim *rc)
 {
 	if (!rc)
 		return;
-	g_mutex_lock(&rc->lock);
+	g_mutex_lock(&rc->thread.lock);
 	g_atomic_int_set(&rc->stopping, 1);
-	g_cond_signal(&rc->cond);
+	g_cond_signal(&rc->thread.cond);
+	g_mutex_unlock(&rc->thread.lock);
 	/* A pass is short, but a write to /dev/fuse could wait on a request
-	 * that nobody will answer any more: do not wait for it forever. */
-	gint64 end = g_get_monotonic_time() + 2 * G_TIME_SPAN_SECOND;
-	while (!g_atomic_int_get(&rc->done))
-		if (!g_cond_wait_until(&rc->cond, &rc->lock, end))
-			break;
-	bool done = g_atomic_int_get(&rc->done);
-	g_mutex_unlock(&rc->lock);
-	if (!done) {
-		sfs_warn("fd reclaim thread did not stop; leaving it");
-		g_thread_unref(rc->thread);
+	 * that nobody will answer any more. */
+	if (!sfs_thread_join(&rc->thread, "fd reclaim thread"))
 		return; /* rc stays allocated for the thread */
-	}
-	g_thread_join(rc->thread);
-	g_mutex_clear(&rc->lock);
-	g_cond_clear(&rc->cond);
 	g_free(rc);
 }
