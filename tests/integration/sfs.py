@@ -96,6 +96,41 @@ def _check(ret, what):
         raise OSError(e, "%s: %s" % (what, os.strerror(e)))
 
 
+CLONE_NEWNS = 0x00020000
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def enter_private_namespace(subreaper=False):
+    """Run the rest of this process in a mount namespace of its own, so its
+    mounts (and a test's mess) stay invisible to the host.  subreaper:
+    also adopt orphaned descendants (daemons that fork away)."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "unshare(CLONE_NEWNS): %s" % os.strerror(e))
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    if subreaper and _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
+
+
+def daemon_pids(mnt):
+    """Live scratchfs processes whose command line names mnt (each test
+    has a mount point of its own)."""
+    want = os.fsencode(os.path.realpath(mnt))
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"scratchfs" and want in argv:
+            out.append(int(d))
+    return out
+
+
 def renameat2(old, new, flags):
     """renameat2(AT_FDCWD, old, AT_FDCWD, new, flags); raises OSError."""
     f = _libc.renameat2

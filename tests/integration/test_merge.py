@@ -340,23 +340,6 @@ class MergeTest(sfs.TestCase):
             libc.closedir(dp)
 
 
-def daemon_pids(mnt):
-    """Pids of scratchfs processes serving mnt (found by their command
-    line, which names the test's own unique mount point)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.fsencode(mnt) in argv and os.path.basename(argv[0]) == b"scratchfs":
-            out.append(int(d))
-    return out
-
-
 class DaemonTest(sfs.TestCase):
 
     def test_daemonizes_after_mount(self):
@@ -374,8 +357,8 @@ class DaemonTest(sfs.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertFalse(sfs.is_mounted(self.layers.mnt))
         # the background daemon goes away with its mount
-        left = sfs.wait_for(lambda: not daemon_pids(self.layers.mnt), 10)
-        pids = daemon_pids(self.layers.mnt)
+        left = sfs.wait_for(lambda: not sfs.daemon_pids(self.layers.mnt), 10)
+        pids = sfs.daemon_pids(self.layers.mnt)
         for pid in pids:
             os.kill(pid, 9)
         self.assertTrue(left, "daemon %s still running 10 s after umount" % pids)

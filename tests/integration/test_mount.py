@@ -24,7 +24,6 @@ The test process is a child subreaper (PR_SET_CHILD_SUBREAPER), so a
 daemonized scratchfs is re-parented to it and its exit status can be read.
 """
 
-import ctypes
 import errno
 import os
 import re
@@ -39,23 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sfs  # noqa: E402
 from sfs import read_file, write_file  # noqa: E402
 
-CLONE_NEWNS = 0x00020000
-PR_SET_CHILD_SUBREAPER = 36
 SRCDIR = os.environ.get("SCRATCHFS_SRCDIR") or os.path.join(sfs.HERE, "..", "..")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 # ------------------------------------------------------------ process setup
-
-def enter_private_namespace():
-    if _libc.unshare(CLONE_NEWNS) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "unshare(CLONE_NEWNS): %s" % os.strerror(e))
-    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
-    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
-
 
 def cmd_env():
     """Environment for mount(8) & co: the build's src/ first in PATH (as a
@@ -102,23 +88,6 @@ def count_mounts_at(mnt):
     return sum(1 for mp in mountpoints() if mp == mnt)
 
 
-def daemon_pids(mnt):
-    """Live scratchfs processes whose command line names mnt."""
-    want = os.fsencode(os.path.realpath(mnt))
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"scratchfs" and want in argv:
-            out.append(int(d))
-    return out
-
-
 def wait_exit(pid, timeout=15):
     """Wait for pid to end; returns its exit status (negative: killed by
     that signal), None if it is not our child (status unknown), or raises
@@ -152,7 +121,7 @@ class Base(sfs.TestCase):
         # the sfs.Mount ones, which sfs.TestCase checks): unmount, reap
         own = {m.proc.pid for m in self._mounts if m.proc is not None}
         for mnt in [self.layers.mnt] + getattr(self, "extra_mnts", []):
-            pids = [pid for pid in daemon_pids(mnt) if pid not in own]
+            pids = [pid for pid in sfs.daemon_pids(mnt) if pid not in own]
             if not pids:
                 continue
             sfs.force_umount(mnt)
@@ -165,7 +134,7 @@ class Base(sfs.TestCase):
         super().tearDown()
 
     def daemon_of(self, mnt):
-        pids = daemon_pids(mnt)
+        pids = sfs.daemon_pids(mnt)
         self.assertEqual(len(pids), 1, "expected one scratchfs process for %s, found %r"
                          % (mnt, pids))
         return pids[0]
@@ -187,7 +156,7 @@ class Base(sfs.TestCase):
         self.assertEqual(p.returncode, 0, "%r: %s" % (cmd, p.stderr))
         self.assertFalse(sfs.is_mounted(mnt))
         status = wait_exit(pid)
-        self.assertEqual(daemon_pids(mnt), [], "scratchfs still running after %s"
+        self.assertEqual(sfs.daemon_pids(mnt), [], "scratchfs still running after %s"
                          % " ".join(cmd))
         self.assertIn(status, (0, None), "daemon exited with %r after %s" % (status, cmd[0]))
         self.assertIsNotNone(status, "daemon %d was not re-parented to the test: exit "
@@ -333,7 +302,7 @@ class MountCommandTest(Base):
         self.assertScratchfsMounted(lw.mnt, source="scratch")
         self.assertWorks(lw.mnt)
         self.assertFalse(sfs.is_mounted(mnt2), "the line with a missing shared dir mounted")
-        self.assertEqual(daemon_pids(mnt2), [])
+        self.assertEqual(sfs.daemon_pids(mnt2), [])
         self.assertIn(missing, p.stderr, "no message names the missing shared dir:\n%s%s"
                       % (p.stdout, p.stderr))
         self.assertRegex(p.stderr, r"(?m)^scratchfs: .*%s.*(does not exist|No such file)"
@@ -417,7 +386,7 @@ class MountCommandTest(Base):
         self.assertNotEqual(p.returncode, 0)
         self.assertRegex(p.stderr, r"(?m)^scratchfs: .*bogus_option")
         self.assertEqual(mountpoints(), before)
-        self.assertEqual(daemon_pids(lw.mnt), [])
+        self.assertEqual(sfs.daemon_pids(lw.mnt), [])
 
 
 class MountHelperTest(MountCommandTest):
@@ -444,7 +413,7 @@ class MountHelperTest(MountCommandTest):
                  "upperdir=%s,workdir=%s" % (lw.upper, lw.work)])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(mountpoints(), before)
-        self.assertEqual(daemon_pids(lw.mnt), [])
+        self.assertEqual(sfs.daemon_pids(lw.mnt), [])
 
 
 # ------------------------------------------------------------ the daemon
@@ -534,7 +503,7 @@ class DaemonTest(Base):
                     p = self.scratchfs(*args, foreground=fg)
                     self.assertOneLine(p, code, *words)
                     self.assertEqual(mountpoints(), before, "a mount was left behind")
-                    self.assertEqual(daemon_pids(lw.mnt), [])
+                    self.assertEqual(sfs.daemon_pids(lw.mnt), [])
         self.assertEqual(os.listdir(lw.upper), [])
         self.assertEqual(os.listdir(lw.mnt), [])
 
@@ -647,7 +616,7 @@ def main():
     if sfs.is_kernel():
         print("SKIP: test_mount.py tests the scratchfs binary, not kernel overlayfs")
         sys.exit(sfs.SKIP)
-    enter_private_namespace()
+    sfs.enter_private_namespace(subreaper=True)
     sfs.main()
 
 

@@ -38,18 +38,10 @@ import sfs_users  # noqa: E402
 from sfs import write_file  # noqa: E402
 from sfs_users import User  # noqa: E402
 
-CLONE_NEWNS = 0x00020000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 # ------------------------------------------------------------ environment
-
-def enter_private_namespace():
-    if _libc.unshare(CLONE_NEWNS) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "unshare(CLONE_NEWNS): %s" % os.strerror(e))
-    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
-
 
 def open_dev_fuse_for_users(tmpbase):
     """Give users rw access to /dev/fuse inside this namespace only."""
@@ -510,7 +502,7 @@ def main():
     if sfs.is_kernel():
         print("SKIP: test_rootless.py tests the scratchfs binary")
         sys.exit(sfs.SKIP)
-    enter_private_namespace()
+    sfs.enter_private_namespace()
     open_dev_fuse_for_users(os.environ.get("SCRATCHFS_TMPDIR", "/var/tmp"))
     sfs.main()
 
