@@ -18,36 +18,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\ndemo: FAILED: %s\n' "$*" >&2; exit 1; }
 
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null; then
-		sudo "$@"
-	else
-		fail "need root (or sudo) to run: $*"
-	fi
-}
-
 # ---------------------------------------------------------------- 1. deps
 step "checking build dependencies"
-packages=(libfuse3-dev fuse3 libglib2.0-dev pkg-config autoconf automake make gcc)
-missing=()
-if command -v dpkg >/dev/null; then
-	for p in "${packages[@]}"; do
-		dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
-			missing+=("$p")
-	done
-else
-	echo "not a Debian system: assuming ${packages[*]} are installed"
-fi
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "installing: ${missing[*]}"
-	as_root apt-get update
-	as_root env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends "${missing[@]}"
-else
-	echo "all present"
-fi
+bash "$repo/contrib/install-deps.sh" libfuse3-dev fuse3 libglib2.0-dev \
+	pkg-config autoconf automake make gcc
 
 # ---------------------------------------------------------------- 2. build
 step "building scratchfs (autoreconf -fi && ./configure && make)"
