@@ -52,16 +52,10 @@ static void lowerdirs_free(GArray *dirs)
 	g_array_free(dirs, TRUE);
 }
 
-static bool parent_merges(const struct sfs_node *parent)
-{
-	return parent->lowerdirs && parent->lowerdirs->len &&
-	       !g_atomic_int_get(&parent->opaque);
-}
-
 int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
 		   struct stat *st)
 {
-	if (!parent_merges(parent))
+	if (!sfs_node_merges(parent))
 		return 0;
 	for (; *i < parent->lowerdirs->len; (*i)++) {
 		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, *i).fd;
@@ -121,7 +115,7 @@ static bool may_be_metacopy(const struct stat *st)
 	return S_ISREG(st->st_mode) && st->st_size > 0;
 }
 
-static bool is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
+bool sfs_is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
 {
 	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
 }
@@ -171,7 +165,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
-	} else if (may_be_metacopy(ust) && is_metacopy_at(fs, pfd, name)) {
+	} else if (may_be_metacopy(ust) && sfs_is_metacopy_at(fs, pfd, name)) {
 		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
 		if (e == -ENOENT || e == -ESTALE)
@@ -284,7 +278,7 @@ static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
 		}
 		if (errno != ENOENT)
 			return -errno;
-		if (parent_merges(parent) && sfs_has_wh_file(pu, name))
+		if (sfs_node_merges(parent) && sfs_has_wh_file(pu, name))
 			return -ENOENT;
 	}
 	return node_from_lower(fs, parent, name, out, st);
@@ -302,15 +296,18 @@ static void watch_shared_data(struct sfs_fs *fs, struct sfs_node *n,
 		sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
 }
 
-/* Can the attributes seen by name stand for the node's? */
-static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st)
+/* Is the stat made while looking up by name that of the node's winning
+ * object?  (Not when a shared name led to a copied-up file.) */
+static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st,
+			  bool local)
 {
-	if (g_atomic_int_get(&n->metacopy) || g_atomic_int_get(&n->indexed))
-		return false;
 	if (sfs_node_has_upper(n))
-		return st->st_ino == n->upper_real_ino;
-	return true;
+		return local && st->st_ino == n->upper_real_ino;
+	return !local;
 }
+
+static void node_attrs(struct sfs_fs *fs, struct sfs_node *n,
+		       struct stat *st);
 
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct sfs_node **out, struct stat *st, bool *local_name)
@@ -330,9 +327,8 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 		return r;
 	if (local_name)
 		*local_name = local;
-	if (stat_is_nodes(*out, st)) {
-		watch_shared_data(fs, *out, st);
-		st->st_ino = (*out)->ino;
+	if (stat_is_nodes(*out, st, local)) {
+		node_attrs(fs, *out, st);
 		return 0;
 	}
 	r = sfs_node_getattr(fs, *out, st);
@@ -383,13 +379,20 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 		return f.fd;
 	if (fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
+	node_attrs(fs, n, st);
+	return 0;
+}
+
+/* The attributes of n from a stat of its winning object. */
+static void node_attrs(struct sfs_fs *fs, struct sfs_node *n,
+		       struct stat *st)
+{
 	watch_shared_data(fs, n, st);
 	st->st_ino = n->ino;
 	if (g_atomic_int_get(&n->indexed))
 		st->st_nlink = sfs_index_nlink(n, st->st_nlink);
 	if (g_atomic_int_get(&n->metacopy) && sfs_obj_valid(&n->lower))
 		metacopy_size(fs, n, st);
-	return 0;
 }
 
 struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)

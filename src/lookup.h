@@ -16,6 +16,10 @@
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct sfs_node **out, struct stat *st, bool *local_name);
 
+/* Does dirfd/name carry the metacopy xattr (data still in a shared
+ * layer)? */
+bool sfs_is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name);
+
 /* Node for an object scratchfs just created in parent's local dir. */
 int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 		       const char *name, bool opaque, struct sfs_node **out,

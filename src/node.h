@@ -98,6 +98,14 @@ static inline bool sfs_node_has_upper(const struct sfs_node *n)
 	return g_atomic_int_get(&n->has_upper);
 }
 
+/* A directory whose listing and names include shared directories below
+ * it (not opaque). */
+static inline bool sfs_node_merges(const struct sfs_node *n)
+{
+	return n->lowerdirs && n->lowerdirs->len &&
+	       !g_atomic_int_get(&n->opaque);
+}
+
 /* The local directory fd of a directory node, -1 if not copied up. */
 static inline int sfs_node_upper(const struct sfs_node *n)
 {

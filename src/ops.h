@@ -28,9 +28,7 @@ static inline double sfs_local_timeout(const struct sfs_fs *fs)
 /* A directory whose listing is the local directory's alone. */
 static inline bool sfs_node_local_listing(const struct sfs_node *n)
 {
-	return sfs_node_has_upper(n) &&
-	       (!n->lowerdirs || !n->lowerdirs->len ||
-		g_atomic_int_get(&n->opaque));
+	return sfs_node_has_upper(n) && !sfs_node_merges(n);
 }
 
 /* Attributes, and entries of names found in the local directory. */
@@ -51,6 +49,18 @@ static inline double sfs_negative_timeout(const struct sfs_fs *fs,
 	if (!sfs_node_local_listing(parent))
 		return fs->timeout;
 	return sfs_local_timeout(fs);
+}
+
+/* An open file's fh is its fd + 1: 0 means no fd (the kernel sent no
+ * OPEN, see no_open in ops_file.c). */
+static inline uint64_t sfs_fh_from_fd(int fd)
+{
+	return (uint64_t)fd + 1;
+}
+
+static inline int sfs_fd_from_fh(const struct fuse_file_info *fi)
+{
+	return fi ? (int)fi->fh - 1 : -1;
 }
 
 /* Reply with node n (which already carries the lookup reference). */

@@ -19,7 +19,8 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int r = sfs_node_getattr(fs, n, &st);
 	/* fstat() of an open file whose names are all gone. */
-	if (r == -ESTALE && fi && (int)fi->fh > 0 && fstat((int)fi->fh - 1, &st) == 0) {
+	if (r == -ESTALE && sfs_fd_from_fh(fi) >= 0 &&
+	    fstat(sfs_fd_from_fh(fi), &st) == 0) {
 		st.st_ino = n->ino;
 		r = 0;
 	}
@@ -58,8 +59,8 @@ static int set_times(int fd, const struct stat *attr, int valid)
 
 static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
 {
-	if (fi && (int)fi->fh > 0) /* fh is the fd + 1, see ops_file.c */
-		return ftruncate((int)fi->fh - 1, size) ? -errno : 0;
+	if (sfs_fd_from_fh(fi) >= 0)
+		return ftruncate(sfs_fd_from_fh(fi), size) ? -errno : 0;
 	int fd = sfs_reopen(opath, O_WRONLY);
 	if (fd < 0)
 		return fd;

@@ -84,8 +84,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct sfs_dir *d = (struct sfs_dir *)(uintptr_t)fi->fh;
-	if (off == 0 && d->entries->len > 2) {
-		/* rewinddir(): take a fresh snapshot. */
+	if (off == 0 && d->served) {
+		/* rewinddir(): take a fresh snapshot.  (The first READDIR
+		 * uses the one opendir took.) */
 		struct sfs_node *n = d->node;
 		sfs_dir_clear(d);
 		int r = sfs_dir_snapshot(fs, n, d);
@@ -105,6 +106,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			break;
 		used += len;
 	}
+	d->served = true;
 	fuse_reply_buf(req, buf, used);
 }
 

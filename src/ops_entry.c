@@ -380,7 +380,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * syscall.  ENOTEMPTY may only mean leftover whiteouts inside a
 	 * directory that was moved here; the full path below sorts it. */
 	int dirfd = sfs_node_upper(p);
-	if (dirfd >= 0 && !(p->lowerdirs && p->lowerdirs->len)) {
+	if (dirfd >= 0 && !sfs_node_merges(p)) {
 		struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
 		int e = unlinkat(dirfd, name, want_dir ? AT_REMOVEDIR : 0)
 				? errno

@@ -29,15 +29,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static inline uint64_t fh_from_fd(int fd)
-{
-	return (uint64_t)fd + 1;
-}
-
-static inline int fd_from_fh(const struct fuse_file_info *fi)
-{
-	return fi ? (int)fi->fh - 1 : -1;
-}
 
 static bool wants_write(int flags)
 {
@@ -103,7 +94,7 @@ struct io_fd {
 static int io_open(struct sfs_fs *fs, fuse_ino_t ino,
 		   struct fuse_file_info *fi, bool write, struct io_fd *io)
 {
-	io->fd = fd_from_fh(fi);
+	io->fd = sfs_fd_from_fh(fi);
 	io->own = false;
 	if (io->fd >= 0)
 		return 0;
@@ -133,7 +124,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_reply_err(req, fd);
 		return;
 	}
-	fi->fh = fh_from_fd(fd);
+	fi->fh = sfs_fh_from_fd(fd);
 	fi->keep_cache = cache_still_valid(n, fd);
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
@@ -178,7 +169,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		close(a.fd);
 		a.fd = -1;
 	}
-	fi->fh = fh_from_fd(a.fd);
+	fi->fh = sfs_fh_from_fd(a.fd);
 	fi->noflush = 1;
 	struct fuse_entry_param e;
 	sfs_fill_entry(fs, n, &st, true, &e);
@@ -239,7 +230,7 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = fd_from_fh(fi);
+	int fd = sfs_fd_from_fh(fi);
 	if (fd >= 0)
 		close(fd);
 	fuse_reply_err(req, 0);
@@ -250,7 +241,7 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct sfs_node *n = sfs_req_node(req, ino);
-	struct io_fd io = { fd_from_fh(fi), false };
+	struct io_fd io = { sfs_fd_from_fh(fi), false };
 	if (io.fd < 0 && !sfs_node_has_upper(n)) {
 		fuse_reply_err(req, 0); /* nothing local to flush */
 		return;

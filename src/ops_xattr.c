@@ -72,12 +72,11 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		sfs_reply_err(req, fd);
 		return;
 	}
-	ssize_t len = sfs_listxattr_fd(fd, NULL, 0);
-	g_autofree char *buf = len > 0 ? g_malloc(len) : NULL;
-	if (len > 0)
-		len = sfs_listxattr_fd(fd, buf, len);
-	if (len < 0) {
-		fuse_reply_err(req, -len);
+	ssize_t len;
+	int err;
+	g_autofree char *buf = sfs_listxattr_all(fd, &len, &err);
+	if (!buf && err < 0) {
+		fuse_reply_err(req, -err);
 		return;
 	}
 	size_t out = filter_list(buf, len);

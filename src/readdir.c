@@ -28,11 +28,15 @@ static uint64_t guess_ino(struct sfs_fs *fs, int layer, ino_t real)
 	return n ? n->ino : sfs_make_ino(layer, real);
 }
 
-static bool is_hidden_entry(int dfd, struct dirent *de, GHashTable *seen)
+/* Whiteouts and ".wh." markers are never listed; a marker's target is
+ * hidden in the layers below (through `added`, NULL if there are none),
+ * not in its own. */
+static bool is_hidden_entry(int dfd, struct dirent *de, GPtrArray *added)
 {
 	if (sfs_is_wh_name(de->d_name)) {
-		char *target = g_strdup(de->d_name + strlen(SFS_WH_PREFIX));
-		g_hash_table_add(seen, target);
+		if (added)
+			g_ptr_array_add(added, g_strdup(de->d_name +
+							strlen(SFS_WH_PREFIX)));
 		return true;
 	}
 	if (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) {
@@ -44,9 +48,10 @@ static bool is_hidden_entry(int dfd, struct dirent *de, GHashTable *seen)
 	return false;
 }
 
-/* Add the entries of one layer's directory not hidden by the ones above. */
+/* Add the entries of one layer's directory not hidden by the ones above
+ * (`seen`); unless it is the last layer, record its names in `seen`. */
 static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
-		      GHashTable *seen, GArray *out)
+		      GHashTable *seen, bool last, GArray *out)
 {
 	int fd = sfs_reopen(opath_fd, O_RDONLY | O_DIRECTORY | O_NOATIME);
 	if (fd < 0)
@@ -58,7 +63,7 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 	}
 	/* Names first seen in this layer hide lower ones only after the
 	 * whole layer is read: collect, then merge into `seen`. */
-	g_autoptr(GPtrArray) added = g_ptr_array_new();
+	g_autoptr(GPtrArray) added = last ? NULL : g_ptr_array_new();
 	struct dirent *de;
 	/* readdir() reports errors only through errno: clear it before each
 	 * call, as the loop body may leave it set (a contended mutex). */
@@ -67,9 +72,9 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 			continue;
 		if (g_hash_table_contains(seen, de->d_name))
 			continue;
-		char *name = g_strdup(de->d_name);
-		g_ptr_array_add(added, name);
-		if (is_hidden_entry(dirfd(d), de, seen))
+		if (added)
+			g_ptr_array_add(added, g_strdup(de->d_name));
+		if (is_hidden_entry(dirfd(d), de, added))
 			continue;
 		struct sfs_dirent e = {
 			.name = g_strdup(de->d_name),
@@ -80,7 +85,7 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 	}
 	int r = errno ? -errno : 0;
 	closedir(d);
-	for (guint i = 0; i < added->len; i++)
+	for (guint i = 0; added && i < added->len; i++)
 		g_hash_table_add(seen, added->pdata[i]);
 	return r;
 }
@@ -91,14 +96,16 @@ static int merge(struct sfs_fs *fs, struct sfs_node *n, GArray *out)
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	int r = 0;
 	int upper = sfs_node_upper(n);
+	bool merges = sfs_node_merges(n);
 	if (upper >= 0)
-		r = scan_layer(fs, upper, 0, seen, out);
-	if (r < 0 || !n->lowerdirs || g_atomic_int_get(&n->opaque))
+		r = scan_layer(fs, upper, 0, seen, !merges, out);
+	if (r < 0 || !merges)
 		return r;
 	for (guint i = 0; i < n->lowerdirs->len && r == 0; i++) {
 		struct sfs_lowerdir *ld =
 			&g_array_index(n->lowerdirs, struct sfs_lowerdir, i);
-		r = scan_layer(fs, ld->fd, ld->layer, seen, out);
+		r = scan_layer(fs, ld->fd, ld->layer, seen,
+			       i + 1 == n->lowerdirs->len, out);
 	}
 	return r;
 }

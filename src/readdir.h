@@ -19,6 +19,7 @@ struct sfs_dirent {
 struct sfs_dir {
 	struct sfs_node *node;
 	GArray *entries;     /* struct sfs_dirent, "." and ".." first */
+	bool served;         /* a READDIR was answered from this snapshot */
 	GList link;          /* in fs->open_dirs, for teardown at unmount */
 };
 

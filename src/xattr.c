@@ -68,8 +68,7 @@ bool sfs_xattr_is_private(const char *name)
 	return false;
 }
 
-/* The full list of names, or NULL with *err set. */
-static char *list_all(int fd, ssize_t *len, int *err)
+char *sfs_listxattr_all(int fd, ssize_t *len, int *err)
 {
 	for (;;) {
 		ssize_t n = sfs_listxattr_fd(fd, NULL, 0);
@@ -106,7 +105,7 @@ int sfs_copy_xattrs(int src, int dst)
 {
 	ssize_t len;
 	int err = 0;
-	g_autofree char *names = list_all(src, &len, &err);
+	g_autofree char *names = sfs_listxattr_all(src, &len, &err);
 	if (!names)
 		return err == -ENOTSUP ? 0 : err;
 	for (char *p = names; p < names + len; p += strlen(p) + 1) {

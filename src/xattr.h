@@ -19,6 +19,11 @@ int sfs_setxattr_fd(int fd, const char *name, const void *val, size_t size,
 ssize_t sfs_listxattr_fd(int fd, char *buf, size_t size);
 int sfs_removexattr_fd(int fd, const char *name);
 
+/* The whole list of names (g_free it), asking again if it grew between
+ * the size probe and the read; NULL with *len 0 and *err 0 when there
+ * are none, NULL with *err = -errno on failure. */
+char *sfs_listxattr_all(int fd, ssize_t *len, int *err);
+
 /* The same on dirfd/name without following a final symlink: the only
  * way to reach a symlink's own xattrs. */
 ssize_t sfs_getxattr_at(int dirfd, const char *name, const char *attr,

@@ -89,6 +89,20 @@ class MergeTest(sfs.TestCase):
         # the marker itself is not a name of the merged tree
         self.assertErrno(errno.ENOENT, os.lstat, m.M(".wh.gone"))
 
+    def test_wh_marker_hides_only_below(self):
+        """A ".wh." marker left next to a local name of the same name (the
+        name was created again later) hides the shared one, never the local
+        one, whatever order the directory is read in."""
+        L, U = self.layers.L, self.layers.U
+        names = ["n%02d" % i for i in range(40)]
+        for n in names:
+            write_file(L("d", n), "shared")
+            write_file(U("d", ".wh." + n), "")
+            write_file(U("d", n), "local")
+        m = self.mount()
+        self.assertEqual(sorted(os.listdir(m.M("d"))), names)
+        self.assertEqual(read_file(m.M("d", "n07")), b"local")
+
     def test_opaque_dir(self):
         L, U = self.layers.L, self.layers.U
         write_file(L("d", "x"), "x")
