@@ -10,8 +10,8 @@
 
 #include "layers.h"
 #include "log.h"
-#include "objref.h"
 #include "options.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +22,21 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+/* Can objects of this layer be kept as file handles (and opened by them,
+ * which needs root)? */
+static bool probe_handles(struct sfs_layer *ly)
+{
+	ly->mount_fd = open(ly->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ly->mount_fd < 0)
+		return ly->handles = false;
+	struct file_handle *fh = sfs_handle_at(ly->fd, "", AT_EMPTY_PATH);
+	int fd = fh ? open_by_handle_at(ly->mount_fd, fh, O_PATH) : -1;
+	g_free(fh);
+	if (fd >= 0)
+		close(fd);
+	return ly->handles = fd >= 0;
+}
 
 static bool open_layer(struct sfs_layer *ly, const char *path, int index,
 		       GError **err)
@@ -41,7 +56,7 @@ static bool open_layer(struct sfs_layer *ly, const char *path, int index,
 		return false;
 	}
 	ly->dev = st.st_dev;
-	sfs_layer_probe_handles(ly);
+	probe_handles(ly);
 	return true;
 }
 
@@ -148,8 +163,8 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 static bool probe(struct sfs_layers *l, GError **err)
 {
 	int t = l->tmp_fd;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
+	char path[SFS_FD_PATH_LEN];
+	sfs_fd_path(path, t);
 
 	bool trusted = setxattr(path, "trusted.scratchfs.probe", "y", 1, 0) == 0;
 	if (!trusted &&
@@ -225,14 +240,4 @@ void sfs_layers_close(struct sfs_layers *l)
 	close_fd(&l->tmp_fd);
 	close_fd(&l->index_fd);
 	close_fd(&l->work_fd);
-}
-
-int sfs_reopen(int opath_fd, int flags)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", opath_fd);
-	int fd = open(path, flags | O_CLOEXEC);
-	if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
-		fd = open(path, (flags & ~O_NOATIME) | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
 }

@@ -54,10 +54,6 @@ int sfs_foreach_entry(int fd, int (*fn)(int dirfd, const char *name, void *arg),
 /* Remove everything below dirfd/name (used for workdir cleanup). */
 int sfs_rmtree_at(int dirfd, const char *name);
 
-/* Open an O_PATH fd for real I/O, with flags (O_NOATIME tried for reads
- * of shared files and dropped where not permitted). -errno on failure. */
-int sfs_reopen(int opath_fd, int flags);
-
 /* Layer by index (0 = upper). */
 static inline const struct sfs_layer *sfs_layer_get(const struct sfs_layers *l,
 						    int index)

@@ -9,6 +9,7 @@
 #include "reclaim.h"
 #include "redirect.h"
 #include "log.h"
+#include "sys.h"
 #include "whiteout.h"
 #include "xattr.h"
 
@@ -93,9 +94,8 @@ int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 
 char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
 {
-	char p[40], buf[PATH_MAX];
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+	char p[SFS_FD_PATH_LEN], buf[PATH_MAX];
+	ssize_t n = readlink(sfs_fd_path(p, fd), buf, sizeof(buf) - 1);
 	if (n < 0)
 		return NULL;
 	buf[n] = '\0';

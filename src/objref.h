@@ -43,6 +43,3 @@ int sfs_obj_open(const struct sfs_layers *l, const struct sfs_obj *o,
 /* Give the object another name dirfd/name (link(2)). -errno. */
 int sfs_link_obj(const struct sfs_layers *l, const struct sfs_obj *o,
 		 int dirfd, const char *name);
-
-/* Probe whether a layer can be reached by file handles. */
-bool sfs_layer_probe_handles(struct sfs_layer *ly);

@@ -5,6 +5,7 @@
 #include "lookup.h"
 #include "objref.h"
 #include "ops.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -77,8 +78,8 @@ static int apply_setattr(struct sfs_fs *fs, struct sfs_node *n,
 	int fd = f.fd;
 	if (fd < 0)
 		return fd;
-	char p[40];
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	char p[SFS_FD_PATH_LEN];
+	sfs_fd_path(p, fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (S_ISLNK(n->type))
 			return -EOPNOTSUPP;

@@ -4,6 +4,7 @@
 
 #include "lookup.h"
 #include "ops.h"
+#include "sys.h"
 #include "readdir.h"
 #include "reclaim.h"
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "readdir.h"
+#include "sys.h"
 #include "whiteout.h"
 
 #include <dirent.h>

@@ -1,6 +1,7 @@
 /* whiteout.c - whiteouts and opaque directories (see whiteout.h). */
 #include "config.h"
 
+#include "sys.h"
 #include "whiteout.h"
 #include "xattr.h"
 

@@ -1,6 +1,7 @@
 /* xattr.c - extended attributes on O_PATH fds (see xattr.h). */
 #include "config.h"
 
+#include "sys.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -11,13 +12,13 @@
 #include <sys/xattr.h>
 
 #define FD_PATH(var, fd)                                                       \
-	char var[40];                                                          \
-	snprintf(var, sizeof(var), "/proc/self/fd/%d", fd)
+	char var##_buf[SFS_FD_PATH_LEN];                                       \
+	const char *var = sfs_fd_path(var##_buf, fd)
 
 ssize_t sfs_getxattr_at(int dirfd, const char *name, const char *attr,
 			void *buf, size_t size)
 {
-	g_autofree char *p = g_strdup_printf("/proc/self/fd/%d/%s", dirfd, name);
+	g_autofree char *p = sfs_fd_path_at(dirfd, name);
 	ssize_t r = lgetxattr(p, attr, buf, size);
 	return r < 0 ? -errno : r;
 }
@@ -25,7 +26,7 @@ ssize_t sfs_getxattr_at(int dirfd, const char *name, const char *attr,
 int sfs_setxattr_at(int dirfd, const char *name, const char *attr,
 		    const void *val, size_t size)
 {
-	g_autofree char *p = g_strdup_printf("/proc/self/fd/%d/%s", dirfd, name);
+	g_autofree char *p = sfs_fd_path_at(dirfd, name);
 	return lsetxattr(p, attr, val, size, 0) < 0 ? -errno : 0;
 }
 
