@@ -5,7 +5,9 @@
 #include "copyup.h"
 #include "log.h"
 #include "index.h"
+#include "attr.h"
 #include "lookup.h"
+#include "lower.h"
 #include "objref.h"
 #include "readdir.h"
 #include "whiteout.h"
@@ -116,27 +118,9 @@ static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n, int lfd,
 	return 0;
 }
 
-/* Path of n's shared object inside its layer, from the parent's shared
- * directory of that layer: an fd opened from a file handle may carry a
- * disconnected dentry whose path says nothing. */
-static char *lower_rel_path(struct sfs_fs *fs, struct sfs_node *n)
-{
-	GArray *dirs = n->parent->lowerdirs;
-	for (guint i = 0; dirs && i < dirs->len; i++) {
-		struct sfs_lowerdir *d = &g_array_index(dirs, struct sfs_lowerdir, i);
-		if (d->layer != n->lower.layer)
-			continue;
-		g_autofree char *dir = sfs_lower_path(fs, d->fd, d->layer);
-		if (!dir)
-			return NULL;
-		return g_build_filename(dir, n->name, NULL);
-	}
-	return NULL;
-}
-
 static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int obj)
 {
-	g_autofree char *rel = lower_rel_path(fs, n);
+	g_autofree char *rel = sfs_lower_rel_path(fs, n);
 	if (!rel)
 		return -EIO;
 	g_autofree char *val = g_strdup_printf("%d:%s", n->lower.layer, rel);

@@ -3,8 +3,8 @@
 
 #include "index.h"
 #include "log.h"
-#include "lookup.h"
 #include "objref.h"
+#include "whiteout.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -53,7 +53,7 @@ int sfs_index_attach(struct sfs_fs *fs, struct sfs_node *n)
 	n->has_upper = 1;
 	n->upper_real_ino = st.st_ino;
 	n->indexed = 1;
-	n->metacopy = sfs_is_metacopy_at(fs, ifd, idx);
+	n->metacopy = sfs_is_metacopy_at(&fs->layers, ifd, idx);
 	n->lower_pending = read_pending(fs, idx);
 	return 0;
 }
@@ -102,7 +102,7 @@ int sfs_index_link(struct sfs_fs *fs, struct sfs_node *n)
 	int r = sfs_obj_at(&fs->layers, dirfd, n->name, 0, false, &up);
 	if (r < 0)
 		return r;
-	g_atomic_int_set(&n->metacopy, sfs_is_metacopy_at(fs, dirfd, n->name));
+	g_atomic_int_set(&n->metacopy, sfs_is_metacopy_at(&fs->layers, dirfd, n->name));
 	g_atomic_int_set(&n->indexed, 1);
 	write_pending(fs, n, MAX(read_pending(fs, idx) - 1, 0));
 	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);

@@ -2,14 +2,13 @@
 #include "config.h"
 
 #include "lookup.h"
+#include "attr.h"
+#include "lower.h"
 #include "objref.h"
-#include "copyup.h"
 #include "index.h"
-#include "notify.h"
 #include "reclaim.h"
 #include "redirect.h"
 #include "log.h"
-#include "sys.h"
 #include "whiteout.h"
 #include "xattr.h"
 
@@ -20,104 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Open name below dirfd as O_PATH and check it is still the object that
- * fstatat() saw (the shared layer may change under us). */
-static int open_verified(int dirfd, const char *name, const struct stat *seen)
-{
-	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 ||
-	    st.st_ino != seen->st_ino || st.st_dev != seen->st_dev) {
-		close(fd);
-		return -EAGAIN;
-	}
-	return fd;
-}
-
-void sfs_lowerdirs_add(GArray **dirs, int fd, int layer)
-{
-	if (!*dirs)
-		*dirs = g_array_new(FALSE, FALSE, sizeof(struct sfs_lowerdir));
-	struct sfs_lowerdir ld = { .fd = fd, .layer = layer };
-	g_array_append_val(*dirs, ld);
-}
-
-static void lowerdirs_free(GArray *dirs)
-{
-	if (!dirs)
-		return;
-	for (guint i = 0; i < dirs->len; i++)
-		close(g_array_index(dirs, struct sfs_lowerdir, i).fd);
-	g_array_free(dirs, TRUE);
-}
-
-int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
-		   struct stat *st)
-{
-	if (!sfs_node_merges(parent))
-		return 0;
-	for (; *i < parent->lowerdirs->len; (*i)++) {
-		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, *i).fd;
-		if (fstatat(fd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
-			return sfs_is_whiteout_stat(st) ? 0 : 1;
-		if (errno != ENOENT)
-			return -errno;
-		if (sfs_has_wh_file(fd, name))
-			return 0;
-	}
-	return 0;
-}
-
-/* Collect the shared directories named `name` below parent's shared dirs,
- * starting at position `from`, until an opaque one or a non-directory. */
-int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
-			  const char *name, guint from, GArray **dirs)
-{
-	struct stat st;
-	int r;
-	for (guint i = from; (r = sfs_lower_find(parent, name, &i, &st)) > 0; i++) {
-		struct sfs_lowerdir *pd =
-			&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
-		if (!S_ISDIR(st.st_mode))
-			break;
-		int fd = open_verified(pd->fd, name, &st);
-		if (fd < 0)
-			return fd;
-		sfs_lowerdirs_add(dirs, fd, pd->layer);
-		if (sfs_is_opaque(&fs->layers, fd))
-			break;
-	}
-	return r < 0 ? r : 0;
-}
-
-char *sfs_lower_path(struct sfs_fs *fs, int fd, int layer)
-{
-	char p[SFS_FD_PATH_LEN], buf[PATH_MAX];
-	ssize_t n = readlink(sfs_fd_path(p, fd), buf, sizeof(buf) - 1);
-	if (n < 0)
-		return NULL;
-	buf[n] = '\0';
-	const char *root = sfs_layer_get(&fs->layers, layer)->path;
-	size_t rl = strlen(root);
-	while (rl > 1 && root[rl - 1] == '/')
-		rl--;
-	if (strncmp(buf, root, rl) != 0 || (buf[rl] != '/' && buf[rl] != '\0'))
-		return NULL;
-	return g_strdup(buf[rl] ? buf + rl : "/");
-}
-
 /* Only a non-empty regular file can be a metadata-only copy.  (Block
  * counts tell nothing: ext4 may give the xattrs a block of their own.) */
 static bool may_be_metacopy(const struct stat *st)
 {
 	return S_ISREG(st->st_mode) && st->st_size > 0;
-}
-
-bool sfs_is_metacopy_at(struct sfs_fs *fs, int dirfd, const char *name)
-{
-	return sfs_getxattr_at(dirfd, name, fs->layers.xa.metacopy, NULL, 0) >= 0;
 }
 
 /* What a local directory merges with below. */
@@ -151,7 +57,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	bool is_dir = S_ISDIR(ust->st_mode);
 	struct sfs_obj up, low = { .fd = -1 };
-	int r = is_dir ? open_verified(pfd, name, ust) : 0;
+	int r = is_dir ? sfs_open_verified(pfd, name, ust) : 0;
 	if (r < 0)
 		return r;
 	if (is_dir)
@@ -165,7 +71,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
-	} else if (may_be_metacopy(ust) && sfs_is_metacopy_at(fs, pfd, name)) {
+	} else if (may_be_metacopy(ust) && sfs_is_metacopy_at(&fs->layers, pfd, name)) {
 		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
 		if (e == -ENOENT || e == -ESTALE)
@@ -176,7 +82,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	if (r < 0) {
 		sfs_obj_clear(&up);
-		lowerdirs_free(dirs);
+		sfs_lowerdirs_free(dirs);
 		return r;
 	}
 	n = sfs_node_new(ino, ust->st_mode, &up, meta ? &low : NULL, dirs);
@@ -197,7 +103,7 @@ static int lower_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 {
 	struct sfs_lowerdir *pd =
 		&g_array_index(parent->lowerdirs, struct sfs_lowerdir, i);
-	int fd = open_verified(pd->fd, name, st);
+	int fd = sfs_open_verified(pd->fd, name, st);
 	if (fd < 0)
 		return fd;
 	*o = (struct sfs_obj){ .fd = fd, .layer = pd->layer };
@@ -224,7 +130,7 @@ static int new_lower_node(struct sfs_fs *fs, struct sfs_node *parent,
 				     false, &o);
 	if (r < 0) {
 		sfs_obj_clear(&o);
-		lowerdirs_free(dirs);
+		sfs_lowerdirs_free(dirs);
 		return r;
 	}
 	struct sfs_node *n = sfs_node_new(ino, st->st_mode, NULL, &o, dirs);
@@ -284,18 +190,6 @@ static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
 	return node_from_lower(fs, parent, name, out, st);
 }
 
-/* Without OPEN (no_open) the kernel keeps a file's pages as long as size
- * and mtime stay; a shared file rewritten in place with its mtime put back
- * (cp -p, rsync) needs a word from us.  Local files change only through
- * the mount, so the kernel knows. */
-static void watch_shared_data(struct sfs_fs *fs, struct sfs_node *n,
-			      const struct stat *st)
-{
-	if (fs->no_open && S_ISREG(st->st_mode) && !sfs_node_has_upper(n) &&
-	    sfs_node_data_changed(n, st))
-		sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
-}
-
 /* Is the stat made while looking up by name that of the node's winning
  * object?  (Not when a shared name led to a copied-up file.) */
 static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st,
@@ -305,9 +199,6 @@ static bool stat_is_nodes(const struct sfs_node *n, const struct stat *st,
 		return local && st->st_ino == n->upper_real_ino;
 	return !local;
 }
-
-static void node_attrs(struct sfs_fs *fs, struct sfs_node *n,
-		       struct stat *st);
 
 int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	       struct sfs_node **out, struct stat *st, bool *local_name)
@@ -328,71 +219,13 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	if (local_name)
 		*local_name = local;
 	if (stat_is_nodes(*out, st, local)) {
-		node_attrs(fs, *out, st);
+		sfs_node_attrs(fs, *out, st);
 		return 0;
 	}
 	r = sfs_node_getattr(fs, *out, st);
 	if (r < 0)
 		sfs_node_forget(fs->table, *out, 1);
 	return r;
-}
-
-/* Has the data file changed since last seen?  Records what it saw. */
-bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
-{
-	g_mutex_lock(&n->cache_lock);
-	/* ctime too: cp -p, tar and rsync put the old mtime back. */
-	bool changed = !n->cache_valid || n->cached_size != data->st_size ||
-		       n->cached_ino != data->st_ino ||
-		       n->cached_mtime.tv_sec != data->st_mtim.tv_sec ||
-		       n->cached_mtime.tv_nsec != data->st_mtim.tv_nsec ||
-		       n->cached_ctime.tv_sec != data->st_ctim.tv_sec ||
-		       n->cached_ctime.tv_nsec != data->st_ctim.tv_nsec;
-	bool seen = n->cache_valid;
-	n->cached_size = data->st_size;
-	n->cached_mtime = data->st_mtim;
-	n->cached_ctime = data->st_ctim;
-	n->cached_ino = data->st_ino;
-	n->cache_valid = true;
-	g_mutex_unlock(&n->cache_lock);
-	return changed && seen;
-}
-
-static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
-			  struct stat *st)
-{
-	/* Data, and so size, still come from the shared file. */
-	struct stat lst;
-	if (sfs_node_stat_lowerdata(fs, n, &lst) == 0) {
-		/* The local mtime stays: the kernel would keep stale pages. */
-		if (sfs_node_data_changed(n, &lst))
-			sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
-		st->st_size = lst.st_size;
-		st->st_blocks = lst.st_blocks;
-	}
-}
-
-int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
-{
-	SFS_AUTOFD f = sfs_obj_get(&fs->layers, sfs_node_obj(n));
-	if (f.fd < 0)
-		return f.fd;
-	if (fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-		return -errno;
-	node_attrs(fs, n, st);
-	return 0;
-}
-
-/* The attributes of n from a stat of its winning object. */
-static void node_attrs(struct sfs_fs *fs, struct sfs_node *n,
-		       struct stat *st)
-{
-	watch_shared_data(fs, n, st);
-	st->st_ino = n->ino;
-	if (g_atomic_int_get(&n->indexed))
-		st->st_nlink = sfs_index_nlink(n, st->st_nlink);
-	if (g_atomic_int_get(&n->metacopy) && sfs_obj_valid(&n->lower))
-		metacopy_size(fs, n, st);
 }
 
 struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)
@@ -447,34 +280,4 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	st->st_ino = (*out)->ino;
 	return 0;
-}
-
-/* A metacopy's data is found by its path in the shared layer, so a shared
- * file replaced by rename (git checkout, an editor) shows through; the
- * handle kept since lookup is the fallback when the path is gone. */
-int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags)
-{
-	if (n->lowerdata) {
-		int lfd = fs->layers.lower[n->lower.layer - 1].fd;
-		int fd = openat(lfd, n->lowerdata, flags | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
-			fd = openat(lfd, n->lowerdata,
-				    (flags & ~O_NOATIME) | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
-			return fd < 0 ? -errno : fd;
-	}
-	return sfs_obj_open(&fs->layers, &n->lower, flags);
-}
-
-int sfs_node_stat_lowerdata(struct sfs_fs *fs, struct sfs_node *n,
-			    struct stat *st)
-{
-	if (n->lowerdata &&
-	    fstatat(fs->layers.lower[n->lower.layer - 1].fd, n->lowerdata, st,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-		return 0;
-	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
-	if (low.fd < 0)
-		return low.fd;
-	return fstatat(low.fd, "", st, AT_EMPTY_PATH) ? -errno : 0;
 }

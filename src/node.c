@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "lower.h"
 #include "node.h"
 
 #include <malloc.h>
@@ -61,11 +62,7 @@ static void node_free(struct sfs_node *n)
 {
 	sfs_obj_clear(&n->upper);
 	sfs_obj_clear(&n->lower);
-	if (n->lowerdirs) {
-		for (guint i = 0; i < n->lowerdirs->len; i++)
-			close(g_array_index(n->lowerdirs, struct sfs_lowerdir, i).fd);
-		g_array_free(n->lowerdirs, TRUE);
-	}
+	sfs_lowerdirs_free(n->lowerdirs);
 	g_mutex_clear(&n->cache_lock);
 	g_free(n->lowerdata);
 	g_free(n->name);

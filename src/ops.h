@@ -77,11 +77,6 @@ static inline void sfs_reply_err(fuse_req_t req, int negerr)
 	fuse_reply_err(req, -negerr);
 }
 
-/* Is name visible in one of parent's shared directories (so removing or
- * renaming it locally needs a whiteout)?  1, 0 or -errno. */
-int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
-		      const char *name);
-
 /* Removing the local name dirfd/name: if it is the inode's last name,
  * pin the inode with an O_PATH fd (open files stay usable, also where
  * nodes hold only a file handle) and retire it from the table once the

@@ -1,6 +1,7 @@
 /* ops_attr.c - attributes: getattr, setattr, readlink, statfs. */
 #include "config.h"
 
+#include "attr.h"
 #include "copyup.h"
 #include "lookup.h"
 #include "objref.h"

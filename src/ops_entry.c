@@ -4,8 +4,10 @@
 
 #include "copyup.h"
 #include "creds.h"
+#include "attr.h"
 #include "index.h"
 #include "lookup.h"
+#include "lower.h"
 #include "objref.h"
 #include "ops.h"
 #include "readdir.h"
@@ -79,14 +81,6 @@ void sfs_op_forget_multi(fuse_req_t req, size_t count,
 		sfs_node_forget(fs->table, sfs_req_node(req, forgets[i].ino),
 				forgets[i].nlookup);
 	fuse_reply_none(req);
-}
-
-int sfs_lower_visible(struct sfs_fs *fs, struct sfs_node *parent,
-		      const char *name)
-{
-	guint i = 0;
-	struct stat st;
-	return sfs_lower_find(parent, name, &i, &st);
 }
 
 struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,

@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include "attr.h"
 #include "copyup.h"
 #include "creds.h"
 #include "lookup.h"

@@ -12,6 +12,7 @@
 
 #include "copyup.h"
 #include "lookup.h"
+#include "lower.h"
 #include "ops.h"
 #include "readdir.h"
 #include "whiteout.h"

@@ -2,7 +2,7 @@
  * (see redirect.h). */
 #include "config.h"
 
-#include "lookup.h"
+#include "lower.h"
 #include "objref.h"
 #include "redirect.h"
 #include "whiteout.h"

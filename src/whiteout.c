@@ -89,6 +89,12 @@ bool sfs_is_opaque(const struct sfs_layers *l, int fd)
 	return n == 1 && v == 'y';
 }
 
+bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
+			const char *name)
+{
+	return sfs_getxattr_at(dirfd, name, l->xa.metacopy, NULL, 0) >= 0;
+}
+
 int sfs_set_opaque(const struct sfs_layers *l, int fd)
 {
 	return sfs_setxattr_fd(fd, l->xa.opaque, "y", 1, 0);

@@ -45,5 +45,10 @@ void sfs_wh_file_clear(int dirfd, const char *name);
 bool sfs_is_opaque(const struct sfs_layers *l, int dir_opath_fd);
 int sfs_set_opaque(const struct sfs_layers *l, int dir_opath_fd);
 
+/* Does dirfd/name carry the metacopy xattr (a local file whose data is
+ * still in a shared layer, copyup.h)? */
+bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
+			const char *name);
+
 /* Empty a local directory that holds only whiteouts (before rmdir). */
 int sfs_clear_whiteouts(int dir_opath_fd);
