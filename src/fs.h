@@ -38,9 +38,6 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 		 GError **err);
 void sfs_fs_destroy(struct sfs_fs *fs);
 
-/* The libfuse operation table (ops_*.c). */
-extern const struct fuse_lowlevel_ops sfs_ops;
-
 static inline struct sfs_fs *sfs_req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);

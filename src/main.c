@@ -10,6 +10,7 @@
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
+#include "ops.h"
 #include "options.h"
 #include "reclaim.h"
 

@@ -98,6 +98,9 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 		    bool is_dir, sfs_make_fn make, void *arg,
 		    struct sfs_node **out, struct stat *st);
 
+/* The libfuse operation table (ops_table.c). */
+extern const struct fuse_lowlevel_ops sfs_ops;
+
 /* Handlers, grouped by file. */
 void sfs_op_init(void *userdata, struct fuse_conn_info *conn);
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -27,8 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-G_DEFINE_QUARK(scratchfs-error-quark, sfs_error)
-
 #define MAX_TIMEOUT 1000000.0 /* seconds; keeps the kernel's timeouts sane */
 
 static const struct sfs_origin cmdline = { SFS_EXIT_USAGE, NULL, NULL, NULL };

@@ -24,9 +24,14 @@ enum sfs_exit {
 	SFS_EXIT_MOUNT = 5,      /* the kernel refused the mount / FUSE failure */
 };
 
-/* GError domain: the error code is one of enum sfs_exit. */
+/* GError domain: the error code is one of enum sfs_exit.  Defined here,
+ * not in options.c, because config_file.c, validate.c and layers.c raise
+ * it too and options.c calls them. */
 #define SFS_ERROR (sfs_error_quark())
-GQuark sfs_error_quark(void);
+static inline GQuark sfs_error_quark(void)
+{
+	return g_quark_from_static_string("scratchfs-error-quark");
+}
 
 enum sfs_action {
 	SFS_ACTION_MOUNT = 0,
