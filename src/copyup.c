@@ -24,15 +24,26 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
-			 enum sfs_copy_mode mode);
-
 bool sfs_node_has_lower(const struct sfs_node *n)
 {
 	if (S_ISDIR(n->type))
 		return n->lowerdirs && n->lowerdirs->len;
 	return sfs_obj_valid(&n->lower);
 }
+
+/* One object on its way up, carried through the stages: build in
+ * workdir/work, attributes, rename into place, publish in the node (the
+ * kernel overlayfs's struct ovl_copy_up_ctx). */
+struct copy_up {
+	struct sfs_fs *fs;
+	struct sfs_node *n;
+	enum sfs_copy_mode mode;
+	int low;          /* O_PATH on the shared object */
+	struct stat st;   /* its attributes */
+	char tmp[32];     /* the copy's name in workdir/work while built */
+	int obj;          /* O_PATH on the copy once built, or -1 */
+	bool meta;        /* built as metadata only: the data stays below */
+};
 
 /* Copy `size` bytes: reflink where the filesystem can (the refusal is
  * remembered), then copy_file_range, then read/write. */
@@ -91,29 +102,30 @@ static int copy_file_contents(struct sfs_fs *fs, struct sfs_node *n,
 	return r;
 }
 
-/* Owner, mode, times and xattrs of st onto tmp/name. */
-static int copy_attrs(struct sfs_fs *fs, struct sfs_node *n, int lfd,
-		      const struct stat *st, const char *name, int obj)
+/* Owner, mode, times and xattrs of the shared object onto the copy. */
+static int copy_attrs(struct copy_up *c)
 {
+	struct sfs_fs *fs = c->fs;
+	const struct stat *st = &c->st;
 	int t = fs->layers.tmp_fd;
 	int r = 0;
 	if (!S_ISLNK(st->st_mode)) {
-		r = sfs_copy_xattrs(lfd, obj);
+		r = sfs_copy_xattrs(c->low, c->obj);
 		if (r < 0)
 			return r;
 	}
 	char ino[24];
-	int len = snprintf(ino, sizeof(ino), "%" PRIu64, n->ino);
-	r = sfs_setxattr_at(t, name, fs->layers.xa.ino, ino, len);
+	int len = snprintf(ino, sizeof(ino), "%" PRIu64, c->n->ino);
+	r = sfs_setxattr_at(t, c->tmp, fs->layers.xa.ino, ino, len);
 	if (r < 0)
 		return r;
-	if (fchownat(t, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+	if (fchownat(t, c->tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0)
 		return -errno;
 	/* After chown, which clears setuid/setgid. */
-	if (!S_ISLNK(st->st_mode) && fchmodat(t, name, st->st_mode & 07777, 0))
+	if (!S_ISLNK(st->st_mode) && fchmodat(t, c->tmp, st->st_mode & 07777, 0))
 		return -errno;
 	struct timespec times[2] = { st->st_atim, st->st_mtim };
-	if (utimensat(t, name, times, AT_SYMLINK_NOFOLLOW) != 0)
+	if (utimensat(t, c->tmp, times, AT_SYMLINK_NOFOLLOW) != 0)
 		return -errno;
 	return 0;
 }
@@ -137,103 +149,117 @@ static int set_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int obj)
 	return r;
 }
 
-/* Build the regular file in workdir; *meta says whether data was left. */
-static int build_file(struct sfs_fs *fs, struct sfs_node *n, int lfd,
-		      const struct stat *st, const char *name,
-		      enum sfs_copy_mode mode, bool *meta)
+/* Build the regular file in workdir; c->meta says whether data was left. */
+static int build_file(struct copy_up *c)
 {
-	int fd = openat(fs->layers.tmp_fd, name,
+	struct sfs_fs *fs = c->fs;
+	int fd = openat(fs->layers.tmp_fd, c->tmp,
 			O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	int r = 0;
-	*meta = mode == SFS_COPY_META && fs->metacopy && st->st_size > 0;
-	if (*meta) {
+	c->meta = c->mode == SFS_COPY_META && fs->metacopy && c->st.st_size > 0;
+	if (c->meta) {
 		/* Sparse, right size: kernel overlayfs reads it this way. */
-		if (ftruncate(fd, st->st_size) != 0)
+		if (ftruncate(fd, c->st.st_size) != 0)
 			r = -errno;
 		if (r == 0)
-			r = set_lowerdata(fs, n, fd);
-	} else if (mode != SFS_COPY_EMPTY) {
-		r = copy_file_contents(fs, n, fd, st->st_size);
+			r = set_lowerdata(fs, c->n, fd);
+	} else if (c->mode != SFS_COPY_EMPTY) {
+		r = copy_file_contents(fs, c->n, fd, c->st.st_size);
 	}
 	close(fd);
 	return r;
 }
 
-static int build_object(struct sfs_fs *fs, struct sfs_node *n, int lfd,
-			const struct stat *st, const char *name,
-			enum sfs_copy_mode mode, bool *meta)
+static int build_object(struct copy_up *c)
 {
-	int t = fs->layers.tmp_fd;
-	*meta = false;
-	switch (st->st_mode & S_IFMT) {
+	int t = c->fs->layers.tmp_fd;
+	c->meta = false;
+	switch (c->st.st_mode & S_IFMT) {
 	case S_IFREG:
-		return build_file(fs, n, lfd, st, name, mode, meta);
+		return build_file(c);
 	case S_IFDIR:
-		return mkdirat(t, name, 0700) ? -errno : 0;
+		return mkdirat(t, c->tmp, 0700) ? -errno : 0;
 	case S_IFLNK: {
 		char target[PATH_MAX];
-		ssize_t len = readlinkat(lfd, "", target,
+		ssize_t len = readlinkat(c->low, "", target,
 					 sizeof(target) - 1);
 		if (len < 0)
 			return -errno;
 		target[len] = '\0';
-		return symlinkat(target, t, name) ? -errno : 0;
+		return symlinkat(target, t, c->tmp) ? -errno : 0;
 	}
 	default:
-		return mknodat(t, name, st->st_mode & S_IFMT, st->st_rdev)
+		return mknodat(t, c->tmp, c->st.st_mode & S_IFMT, c->st.st_rdev)
 			       ? -errno
 			       : 0;
 	}
 }
 
-/* Copy up a node whose parent already has a local directory. */
-static int copyup_new(struct sfs_fs *fs, struct sfs_node *n,
-		      enum sfs_copy_mode mode)
+/* Build the copy in workdir and rename it into the parent's local
+ * directory: a crash leaves no copy or a complete one. */
+static int build_and_rename(struct copy_up *c)
 {
-	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
-	struct stat st;
-	if (low.fd < 0)
-		return low.fd;
-	if (fstatat(low.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-		return -errno;
-	bool shared_links = S_ISREG(st.st_mode) && st.st_nlink > 1;
-	if (shared_links) {
-		int r = sfs_index_link(fs, n);
-		if (r != -ENOENT)
-			return r < 0 ? r : copyup_locked(fs, n, mode);
-	}
-	char name[32];
-	sfs_tmp_name(fs, name);
-	int t = fs->layers.tmp_fd;
-	bool meta;
-	int r = build_object(fs, n, low.fd, &st, name, mode, &meta);
-	int obj = -1;
+	int t = c->fs->layers.tmp_fd;
+	int r = build_object(c);
 	if (r == 0) {
-		obj = openat(t, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		r = obj < 0 ? -errno : copy_attrs(fs, n, low.fd, &st, name, obj);
+		c->obj = openat(t, c->tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		r = c->obj < 0 ? -errno : copy_attrs(c);
 	}
 	if (r == 0 &&
-	    renameat2(t, name, sfs_node_upper(n->parent), n->name,
+	    renameat2(t, c->tmp, sfs_node_upper(c->n->parent), c->n->name,
 		      RENAME_NOREPLACE) != 0)
 		r = -errno;
 	if (r < 0) {
-		sfs_rmtree_at(t, name);
-		if (obj >= 0)
-			close(obj);
-		return r;
+		sfs_rmtree_at(t, c->tmp);
+		if (c->obj >= 0)
+			close(c->obj);
+		c->obj = -1;
 	}
+	return r;
+}
+
+/* The copy is in place: the node gets its local object. */
+static void publish(struct copy_up *c, bool shared_links)
+{
+	struct sfs_fs *fs = c->fs;
 	struct stat ust;
-	fstatat(obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	g_atomic_int_set(&n->metacopy, meta);
+	fstatat(c->obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	g_atomic_int_set(&c->n->metacopy, c->meta);
 	if (shared_links)
-		sfs_index_add(fs, n, obj, st.st_nlink);
+		sfs_index_add(fs, c->n, c->obj, c->st.st_nlink);
 	struct sfs_obj up;
-	sfs_obj_from_fd(&fs->layers, obj, 0, S_ISDIR(st.st_mode), &up);
-	sfs_table_set_upper(fs->table, n, &up, ust.st_ino);
-	sfs_debug("copied up %s (%s)", n->name, meta ? "metadata" : "full");
-	return 0;
+	sfs_obj_from_fd(&fs->layers, c->obj, 0, S_ISDIR(c->st.st_mode), &up);
+	sfs_table_set_upper(fs->table, c->n, &up, ust.st_ino);
+	sfs_debug("copied up %s (%s)", c->n->name,
+		  c->meta ? "metadata" : "full");
+}
+
+/* Copy up n, whose parent already has a local directory.  A file with
+ * other names in its shared layer may instead be linked to the local
+ * inode one of those names was copied to (index.h). */
+static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
+		       enum sfs_copy_mode mode)
+{
+	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
+	if (low.fd < 0)
+		return low.fd;
+	struct copy_up c = { .fs = fs, .n = n, .mode = mode, .low = low.fd,
+			     .obj = -1 };
+	if (fstatat(low.fd, "", &c.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	bool shared_links = S_ISREG(c.st.st_mode) && c.st.st_nlink > 1;
+	if (shared_links) {
+		int r = sfs_index_link(fs, n);
+		if (r != -ENOENT)
+			return r; /* 0: n is local now, maybe metadata only */
+	}
+	sfs_tmp_name(fs, c.tmp);
+	int r = build_and_rename(&c);
+	if (r == 0)
+		publish(&c, shared_links);
+	return r;
 }
 
 /* A metadata-only copy gets its data: in place, then the commit. */
@@ -267,24 +293,52 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 	return r;
 }
 
-static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
-			 enum sfs_copy_mode mode)
+/* Can n be copied up at all?  (Checked for n and every ancestor that
+ * lacks a local directory before anything is copied.) */
+static int copyable(const struct sfs_node *n)
 {
-	if (sfs_node_has_upper(n)) {
-		if (mode != SFS_COPY_META && g_atomic_int_get(&n->metacopy))
-			return fill_data(fs, n, mode);
-		return 0;
-	}
 	if (!n->parent || !sfs_obj_valid(&n->lower))
 		return -EIO;
 	if (!n->hashed)
 		return -ESTALE; /* removed through the mount: no name to copy to */
-	int r = copyup_locked(fs, n->parent, SFS_COPY_META);
-	if (r < 0)
-		return r;
-	if (!fs->metacopy && mode == SFS_COPY_META)
+	return 0;
+}
+
+/* The topmost of n and its ancestors that has no local object. */
+static struct sfs_node *topmost_missing(struct sfs_node *n)
+{
+	struct sfs_node *top = n;
+	for (struct sfs_node *p = n->parent; !sfs_node_has_upper(p);
+	     p = p->parent)
+		top = p;
+	return top;
+}
+
+static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
+			 enum sfs_copy_mode mode)
+{
+	/* Without metacopy a new copy carries its data, also one that is
+	 * linked to an indexed inode below. */
+	if (!sfs_node_has_upper(n) && !fs->metacopy && mode == SFS_COPY_META)
 		mode = SFS_COPY_DATA;
-	return copyup_new(fs, n, mode);
+	for (struct sfs_node *p = n; !sfs_node_has_upper(p); p = p->parent) {
+		int r = copyable(p);
+		if (r < 0)
+			return r;
+	}
+	/* Parents first, from the topmost missing one down. */
+	while (!sfs_node_has_upper(n)) {
+		struct sfs_node *top = topmost_missing(n);
+		int r = copy_object(fs, top, top == n ? mode : SFS_COPY_META);
+		if (r < 0)
+			return r;
+	}
+	/* n is local: copied just now, or before we took the lock by another
+	 * thread, or linked to an indexed inode.  Only a metadata copy's data
+	 * may be missing. */
+	if (mode != SFS_COPY_META && g_atomic_int_get(&n->metacopy))
+		return fill_data(fs, n, mode);
+	return 0;
 }
 
 int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode)
