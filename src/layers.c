@@ -160,7 +160,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 }
 
 /* What can the local filesystem do?  Each probe runs in workdir/work. */
-static bool probe(struct sfs_layers *l, GError **err)
+static bool probe_local_fs(struct sfs_layers *l, GError **err)
 {
 	int t = l->tmp_fd;
 	char path[SFS_FD_PATH_LEN];
@@ -216,7 +216,7 @@ bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
 			    "too many shared layers (%d, at most 254)", l->nlower);
 		return false;
 	}
-	return open_workdir(l, cfg->workdir, err) && probe(l, err);
+	return open_workdir(l, cfg->workdir, err) && probe_local_fs(l, err);
 }
 
 static void close_fd(int *fd)

@@ -209,11 +209,9 @@ int sfs_lookup(struct sfs_fs *fs, struct sfs_node *parent, const char *name,
 	if (sfs_is_wh_name(name))
 		return -ENOENT; /* markers are never visible */
 	int r;
-	for (int tries = 0; tries < 5; tries++) {
-		r = lookup_once(fs, parent, name, out, st, &local);
-		if (r != -EAGAIN && !sfs_reclaim_wait(fs->reclaim, r))
-			break;
-	}
+	SFS_RECLAIM_RETRY(fs->reclaim, r,
+			  lookup_once(fs, parent, name, out, st, &local),
+			  r == -EAGAIN); /* the shared layer changed meanwhile */
 	if (r < 0)
 		return r;
 	if (local_name)
@@ -264,11 +262,10 @@ int sfs_lookup_created(struct sfs_fs *fs, struct sfs_node *parent,
 		return -errno;
 	struct sfs_obj up;
 	int r;
-	for (int tries = 0; tries < 5; tries++) {
-		r = sfs_obj_at(&fs->layers, pfd, name, 0, S_ISDIR(st->st_mode), &up);
-		if (!sfs_reclaim_wait(fs->reclaim, r))
-			break;
-	}
+	SFS_RECLAIM_RETRY(fs->reclaim, r,
+			  sfs_obj_at(&fs->layers, pfd, name, 0,
+				     S_ISDIR(st->st_mode), &up),
+			  false);
 	if (r < 0)
 		return r;
 	/* A brand-new local object: its own inode number is its identity,

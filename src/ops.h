@@ -77,13 +77,16 @@ static inline void sfs_reply_err(fuse_req_t req, int negerr)
 	fuse_reply_err(req, -negerr);
 }
 
-/* Removing the local name dirfd/name: if it is the inode's last name,
- * pin the inode with an O_PATH fd (open files stay usable, also where
- * nodes hold only a file handle) and retire it from the table once the
- * name is gone.  Returns the node to pass to sfs_last_name_done(). */
-struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
-				       const char *name);
-void sfs_last_name_done(struct sfs_fs *fs, struct sfs_node *n, bool removed);
+/* Before the local name dirfd/name goes (unlink, rmdir, rename over it):
+ * if it is its inode's last name, hold the node, and without OPEN
+ * (no_open) an O_PATH fd on the inode so open files stay usable where the
+ * node keeps only a file handle.  Returns that node or NULL.  Afterwards
+ * sfs_last_name_retire() takes it out of the table if the name was
+ * removed, and drops the hold. */
+struct sfs_node *sfs_last_name_pin(struct sfs_fs *fs, int dirfd,
+				   const char *name);
+void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_node *n,
+			  bool removed);
 
 /* parent/name, a name of n that may exist only in a shared layer, is about
  * to be removed or covered: keep the index's count of shared names. */

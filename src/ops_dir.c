@@ -28,11 +28,7 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_node *n = sfs_req_node(req, ino);
 	struct sfs_dir *d = g_new0(struct sfs_dir, 1);
 	int r;
-	for (int tries = 0; tries < 5; tries++) {
-		r = sfs_dir_snapshot(fs, n, d);
-		if (!sfs_reclaim_wait(fs->reclaim, r))
-			break;
-	}
+	SFS_RECLAIM_RETRY(fs->reclaim, r, sfs_dir_snapshot(fs, n, d), false);
 	if (r < 0) {
 		g_free(d);
 		sfs_reply_err(req, r);

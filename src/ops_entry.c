@@ -83,8 +83,8 @@ void sfs_op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
-				       const char *name)
+struct sfs_node *sfs_last_name_pin(struct sfs_fs *fs, int dirfd,
+				   const char *name)
 {
 	struct stat st;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
@@ -105,7 +105,8 @@ struct sfs_node *sfs_last_name_prepare(struct sfs_fs *fs, int dirfd,
 	return n;
 }
 
-void sfs_last_name_done(struct sfs_fs *fs, struct sfs_node *n, bool removed)
+void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_node *n,
+			  bool removed)
 {
 	if (!n)
 		return;
@@ -130,13 +131,6 @@ void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
 		sfs_index_name_gone(fs, n);
 }
 
-static bool upper_is_whiteout(int dirfd, const char *name)
-{
-	struct stat st;
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       sfs_is_whiteout_stat(&st);
-}
-
 /* The name holds a whiteout: build the object in workdir and swap it in,
  * so the hidden shared entry never shows in between. */
 static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
@@ -149,12 +143,8 @@ static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
 	int r = make(t, tmp, arg);
 	if (r < 0)
 		return r;
-	if (is_dir) {
-		int fd = openat(t, tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		r = fd < 0 ? -errno : sfs_set_opaque(&fs->layers, fd);
-		if (fd >= 0)
-			close(fd);
-	}
+	if (is_dir)
+		r = sfs_set_opaque_at(&fs->layers, t, tmp);
 	if (r == 0 && renameat2(t, tmp, dirfd, name, RENAME_EXCHANGE) != 0)
 		r = -errno;
 	/* Now tmp holds the whiteout (or, on failure, the new object). */
@@ -179,7 +169,7 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	struct sfs_creds c;
 	sfs_creds_enter(req, &c);
 	r = make(dirfd, name, arg);
-	if (r == -EEXIST && upper_is_whiteout(dirfd, name)) {
+	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, name)) {
 		r = create_over_whiteout(fs, dirfd, name, is_dir, make, arg);
 		opaque = is_dir;
 	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
@@ -191,13 +181,8 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	sfs_creds_leave(&c);
 	if (r < 0)
 		return r;
-	if (opaque) {
-		int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			sfs_set_opaque(&fs->layers, fd);
-			close(fd);
-		}
-	}
+	if (opaque)
+		sfs_set_opaque_at(&fs->layers, dirfd, name);
 	return sfs_lookup_created(fs, parent, name, opaque, out, st);
 }
 
@@ -290,7 +275,7 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 	struct link_args a = { fs, &n->upper };
 	int dirfd = sfs_node_upper(newparent);
 	r = make_link(dirfd, newname, &a);
-	if (r == -EEXIST && upper_is_whiteout(dirfd, newname))
+	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, newname))
 		r = create_over_whiteout(fs, dirfd, newname, false, make_link,
 					 &a);
 	if (r < 0)
@@ -347,7 +332,7 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 			sfs_table_unhash(fs->table, n);
 		return r;
 	}
-	struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
+	struct sfs_node *last = sfs_last_name_pin(fs, dirfd, name);
 	if (!below) {
 		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;
 	} else {
@@ -355,7 +340,7 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 		sfs_tmp_name(fs, tmp);
 		r = sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
 	}
-	sfs_last_name_done(fs, last, r == 0);
+	sfs_last_name_retire(fs, last, r == 0);
 	return r;
 }
 
@@ -375,11 +360,11 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * directory that was moved here; the full path below sorts it. */
 	int dirfd = sfs_node_upper(p);
 	if (dirfd >= 0 && !sfs_node_merges(p)) {
-		struct sfs_node *last = sfs_last_name_prepare(fs, dirfd, name);
+		struct sfs_node *last = sfs_last_name_pin(fs, dirfd, name);
 		int e = unlinkat(dirfd, name, want_dir ? AT_REMOVEDIR : 0)
 				? errno
 				: 0;
-		sfs_last_name_done(fs, last, e == 0);
+		sfs_last_name_retire(fs, last, e == 0);
 		if (e != ENOTEMPTY) {
 			fuse_reply_err(req, e);
 			return;

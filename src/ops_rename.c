@@ -28,7 +28,7 @@ struct rename_end {
 	int below;             /* something visible below in a shared layer */
 };
 
-static int end_lookup(struct sfs_fs *fs, struct rename_end *e)
+static int lookup_rename_end(struct sfs_fs *fs, struct rename_end *e)
 {
 	struct stat st;
 	e->node = NULL;
@@ -40,7 +40,7 @@ static int end_lookup(struct sfs_fs *fs, struct rename_end *e)
 }
 
 /* Make the moving object, and its name, local. */
-static int localize(struct sfs_fs *fs, struct rename_end *e)
+static int copy_up_moving(struct sfs_fs *fs, struct rename_end *e)
 {
 	struct sfs_node *n = e->node;
 	if (S_ISDIR(n->type) && sfs_node_has_lower(n))
@@ -49,8 +49,10 @@ static int localize(struct sfs_fs *fs, struct rename_end *e)
 	return r ? r : sfs_copyup_name(fs, e->parent, e->name, n);
 }
 
-/* A directory arriving at a name with a shared directory below. */
-static int shield(struct sfs_fs *fs, struct sfs_node *n, int below)
+/* A directory arriving at a name with a shared directory below is
+ * marked opaque, so the two never merge. */
+static int opaque_over_shared_dir(struct sfs_fs *fs, struct sfs_node *n,
+				  int below)
 {
 	if (!S_ISDIR(n->type) || !below || g_atomic_int_get(&n->opaque))
 		return 0;
@@ -58,13 +60,6 @@ static int shield(struct sfs_fs *fs, struct sfs_node *n, int below)
 	if (r == 0)
 		g_atomic_int_set(&n->opaque, 1);
 	return r;
-}
-
-static bool is_whiteout_at(int dirfd, const char *name)
-{
-	struct stat st;
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       sfs_is_whiteout_stat(&st);
 }
 
 static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
@@ -92,15 +87,15 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 }
 
 /* Move src to dst in the local layer; leave a whiteout at src if needed. */
-static int move(struct sfs_fs *fs, struct rename_end *src,
-		struct rename_end *dst, unsigned int flags)
+static int rename_local(struct sfs_fs *fs, struct rename_end *src,
+			struct rename_end *dst, unsigned int flags)
 {
 	int sfd = sfs_node_upper(src->parent);
 	int dfd = sfs_node_upper(dst->parent);
 	if (flags & RENAME_EXCHANGE)
 		return renameat2(sfd, src->name, dfd, dst->name, flags) ? -errno
 									 : 0;
-	bool onto_whiteout = !dst->node && is_whiteout_at(dfd, dst->name);
+	bool onto_whiteout = !dst->node && sfs_is_whiteout_at(dfd, dst->name);
 	if (onto_whiteout && S_ISDIR(src->node->type)) {
 		/* rename() cannot put a directory over a char device:
 		 * exchange them, then keep or drop the whiteout at src. */
@@ -128,11 +123,11 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 		return -EROFS;
 	if (sfs_is_wh_name(dst->name))
 		return -EPERM; /* would read back as a whiteout */
-	int r = end_lookup(fs, src);
+	int r = lookup_rename_end(fs, src);
 	if (r == 0 && !src->node)
 		r = -ENOENT;
 	if (r == 0)
-		r = end_lookup(fs, dst);
+		r = lookup_rename_end(fs, dst);
 	if (r == 0 && (flags & RENAME_EXCHANGE) && !dst->node)
 		r = -ENOENT;
 	if (r == 0 && src->node == dst->node)
@@ -144,20 +139,20 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 	if (r == 0)
 		r = sfs_copyup(fs, dst->parent, SFS_COPY_META);
 	if (r == 0)
-		r = localize(fs, src);
+		r = copy_up_moving(fs, src);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
-		r = localize(fs, dst);
+		r = copy_up_moving(fs, dst);
 	if (r == 0)
-		r = shield(fs, src->node, dst->below);
+		r = opaque_over_shared_dir(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
-		r = shield(fs, dst->node, src->below);
+		r = opaque_over_shared_dir(fs, dst->node, src->below);
 	struct sfs_node *last = NULL;
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
-		last = sfs_last_name_prepare(fs, sfs_node_upper(dst->parent),
+		last = sfs_last_name_pin(fs, sfs_node_upper(dst->parent),
 					     dst->name);
 	if (r == 0)
-		r = move(fs, src, dst, flags);
-	sfs_last_name_done(fs, last, r == 0);
+		r = rename_local(fs, src, dst, flags);
+	sfs_last_name_retire(fs, last, r == 0);
 	if (r < 0)
 		return r;
 	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);

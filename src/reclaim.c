@@ -165,7 +165,7 @@ static bool stopping(struct sfs_reclaim *rc)
 
 /* New nodes may take the freed fds as fast as FORGETs come in: keep going
  * until numbers below the mark are free, or nothing more comes back. */
-static void relieve(struct sfs_reclaim *rc)
+static void reclaim_until_relieved(struct sfs_reclaim *rc)
 {
 	int least = G_MAXINT, stalls = 0;
 	do {
@@ -191,7 +191,7 @@ static gpointer reclaim_main(gpointer data)
 		if (stopping(rc))
 			break;
 		g_mutex_unlock(&rc->thread.lock);
-		relieve(rc);
+		reclaim_until_relieved(rc);
 		g_atomic_int_set(&rc->pending, 0);
 		g_mutex_lock(&rc->thread.lock);
 	}

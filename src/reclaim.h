@@ -40,6 +40,13 @@ void sfs_reclaim_kick(struct sfs_reclaim *rc);
  * short.) */
 bool sfs_reclaim_wait(struct sfs_reclaim *rc, int r);
 
+/* r = call, tried up to five times while sfs_reclaim_wait() says fds may
+ * come back, or while `again` (an expression of r) holds. */
+#define SFS_RECLAIM_RETRY(rc, r, call, again)                                  \
+	for (int tries_ = 0; tries_ < 5; tries_++)                             \
+		if ((r) = (call), !((again) || sfs_reclaim_wait((rc), (r))))   \
+			break
+
 /* A pass is wanted or running: optional new nodes (readdirplus) wait. */
 bool sfs_reclaim_busy(struct sfs_reclaim *rc);
 

@@ -169,7 +169,7 @@ static bool check_dir(const char *what, const char *path, struct stat *st,
 }
 
 /* Replace *path by its realpath (it exists: check_dir passed). */
-static bool make_real(const char *what, char **path, GError **err)
+static bool resolve_realpath(const char *what, char **path, GError **err)
 {
 	char *r = realpath(*path, NULL);
 	if (!r) {
@@ -278,7 +278,7 @@ bool sfs_config_validate(struct sfs_config *cfg, GError **err)
 
 	for (size_t i = 0; cfg->lowerdirs[i]; i++)
 		if (!check_dir("shared layer", cfg->lowerdirs[i], &st, err) ||
-		    !make_real("shared layer", &cfg->lowerdirs[i], err))
+		    !resolve_realpath("shared layer", &cfg->lowerdirs[i], err))
 			return false;
 
 	if (cfg->upper_is_default) {
@@ -295,8 +295,8 @@ bool sfs_config_validate(struct sfs_config *cfg, GError **err)
 	}
 	if (!check_dir("upperdir", cfg->upperdir, &ust, err) ||
 	    !check_dir("workdir", cfg->workdir, &wst, err) ||
-	    !make_real("upperdir", &cfg->upperdir, err) ||
-	    !make_real("workdir", &cfg->workdir, err))
+	    !resolve_realpath("upperdir", &cfg->upperdir, err) ||
+	    !resolve_realpath("workdir", &cfg->workdir, err))
 		return false;
 	if (ust.st_dev != wst.st_dev) {
 		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,

@@ -13,6 +13,13 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+bool sfs_is_whiteout_at(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       sfs_is_whiteout_stat(&st);
+}
+
 bool sfs_has_wh_file(int dirfd, const char *name)
 {
 	g_autofree char *wh = g_strconcat(SFS_WH_PREFIX, name, NULL);
@@ -98,6 +105,16 @@ bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
 int sfs_set_opaque(const struct sfs_layers *l, int fd)
 {
 	return sfs_setxattr_fd(fd, l->xa.opaque, "y", 1, 0);
+}
+
+int sfs_set_opaque_at(const struct sfs_layers *l, int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = sfs_set_opaque(l, fd);
+	close(fd);
+	return r;
 }
 
 /* Remove one entry if it is a whiteout; anything else means the

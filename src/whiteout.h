@@ -25,6 +25,9 @@ static inline bool sfs_is_wh_name(const char *name)
 	       name[3] == '.';
 }
 
+/* Is dirfd/name a whiteout (char 0/0)? */
+bool sfs_is_whiteout_at(int dirfd, const char *name);
+
 /* Does dirfd hold a ".wh.NAME" marker for name? */
 bool sfs_has_wh_file(int dirfd, const char *name);
 
@@ -44,6 +47,8 @@ void sfs_wh_file_clear(int dirfd, const char *name);
 
 bool sfs_is_opaque(const struct sfs_layers *l, int dir_opath_fd);
 int sfs_set_opaque(const struct sfs_layers *l, int dir_opath_fd);
+/* The same for the directory dirfd/name. */
+int sfs_set_opaque_at(const struct sfs_layers *l, int dirfd, const char *name);
 
 /* Does dirfd/name carry the metacopy xattr (a local file whose data is
  * still in a shared layer, copyup.h)? */
