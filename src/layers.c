@@ -1,8 +1,8 @@
 /* layers.c - open and probe the layers once at mount time.
  *
  * Probing answers, once, what the local filesystem can do (trusted xattrs,
- * char 0/0 whiteouts, RENAME_WHITEOUT), so no request ever retries a
- * refused operation.  Leftovers of interrupted copy-ups in workdir/work are
+ * char 0/0 whiteouts, RENAME_WHITEOUT) and which layers can keep objects as
+ * file handles, so no request ever retries a refused operation.  Leftovers of interrupted copy-ups in workdir/work are
  * removed here: they were never renamed into place, so nothing visible is
  * lost.
  */

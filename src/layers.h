@@ -35,7 +35,7 @@ struct sfs_layers {
 	int nlower;
 	int work_fd;   /* workdir root */
 	int tmp_fd;    /* workdir/work: copy-ups are built here */
-	int index_fd;  /* workdir/index: shared-layer hardlinks, see copyup.c */
+	int index_fd;  /* workdir/index: shared-layer hardlinks, see index.h */
 	struct sfs_xattr_names xa;
 	bool mknod_whiteout;  /* char 0/0 whiteouts can be created */
 	bool rename_whiteout; /* renameat2(RENAME_WHITEOUT) works on upper */

@@ -65,7 +65,8 @@ struct sfs_node {
 	GList all_link;        /* in the table's list of every live node */
 
 	/* Filled once under the namespace lock, then published by has_upper
-	 * (atomic); never changed afterwards. */
+	 * (atomic); never changed afterwards, but for upper.fd set once
+	 * (atomic) to pin an inode whose last name goes (ops.h). */
 	struct sfs_obj upper;  /* the local object */
 	gint has_upper;
 	ino_t upper_real_ino;
@@ -83,8 +84,9 @@ struct sfs_node {
 	gint indexed;          /* atomic: local inode also linked in index/ */
 	gint lower_pending;    /* atomic: indexed: shared names not yet local */
 
-	/* Page-cache validity: the data file as last seen (at open, or for
-	 * a metacopy at getattr). */
+	/* Page-cache validity: the data file as last seen (at open; at
+	 * getattr for a metadata copy, and without OPEN for a shared file;
+	 * attr.c). */
 	GMutex cache_lock;
 	struct timespec cached_mtime;
 	struct timespec cached_ctime;

@@ -1,8 +1,9 @@
 /* notify.h - tell the kernel to drop a node's cached pages.
  *
  * Used when scratchfs learns that data changed behind the kernel's back
- * in a way the attributes do not show (a shared file under a metadata-only
- * copy was rewritten: the local mtime stays).  The notification is sent
+ * in a way the attributes do not show: a shared file under a metadata-only
+ * copy was rewritten (the local mtime stays), or, without OPEN (no_open),
+ * a shared file was rewritten with its mtime put back (attr.c).  The notification is sent
  * from a thread of its own, never from a request handler: the kernel may
  * wait on a page that a queued READ of the same file holds.
  */

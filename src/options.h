@@ -51,24 +51,26 @@ struct sfs_config {
 
 	bool foreground;     /* -f */
 	bool debug;          /* -d, implies foreground */
-	bool single_thread;  /* -s */
-	bool multithread;    /* -o multithread (the default loop is single) */
+	bool single_thread;  /* -s: one thread, whatever multithread says */
+	bool multithread;    /* -o multithread: default true (multi-threaded
+	                      * loop); -o nomultithread turns it off */
 	bool allow_other;    /* default: true when euid is 0 */
 	bool read_only;      /* -o ro */
 	bool writeback_cache;
 	bool metacopy;       /* default true: link/chmod/... copy metadata only */
-	bool no_open;        /* default true: the kernel sends no OPEN/RELEASE
+	bool no_open;        /* -o no_open: default false; when on (and the
+	                      * kernel agrees) the kernel sends no OPEN/RELEASE
 	                      * and keeps file data cached across opens */
 	char *fsname;        /* -o fsname=, default: the source or "scratchfs" */
 	char *config_file;   /* -c FILE or the default config path */
 	bool upper_is_default; /* upper/work came from the built-in default */
 
-	/* Generic mount flags seen in -o that libfuse also understands
-	 * (nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync,
-	 * noatime, nodiratime), comma-separated in the order given, or NULL.
-	 * scratchfs itself ignores them; main may append them to the FUSE
-	 * arguments.  Note mount.fuse3 adds "dev,suid" unless nodev/nosuid
-	 * were given. */
+	/* Generic mount flags seen in -o (nosuid, nodev, noexec, suid, dev,
+	 * exec, sync, async, dirsync, noatime, nodiratime), comma-separated
+	 * in the order given, or NULL.  They are accepted so that fstab and
+	 * mount.fuse3 (which adds "dev,suid" unless nodev/nosuid were given)
+	 * work, and ignored (scratchfs(8)): nothing but the unit tests
+	 * reads this field, and libfuse never sees the flags. */
 	char *mount_flags;
 };
 

@@ -1,9 +1,13 @@
-/* whiteout.h - whiteouts and opaque directories, kernel overlayfs format.
+/* whiteout.h - the markers on layer objects, kernel overlayfs format:
+ * whiteouts, opaque directories, metadata-only copies.
  *
  * A whiteout is a char device 0/0 named like the hidden entry; where the
  * local layer does not permit mknod, an empty file ".wh.NAME" is used.
- * Both forms are read in every layer.  An opaque directory carries the
- * overlay.opaque="y" xattr and hides everything below it.
+ * Both forms are read in every layer; a ".wh.NAME" marker hides NAME only
+ * in the layers below its own.  An opaque directory carries the
+ * overlay.opaque="y" xattr (read in both the trusted and user namespaces)
+ * and hides everything below it.  A metadata-only copy carries
+ * overlay.metacopy (copyup.h).
  */
 #pragma once
 
