@@ -255,7 +255,7 @@ static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
 		if (r != -ENOENT)
 			return r; /* 0: n is local now, maybe metadata only */
 	}
-	sfs_tmp_name(fs, c.tmp);
+	sfs_tmp_name(&fs->layers, c.tmp);
 	int r = build_and_rename(&c);
 	if (r == 0)
 		publish(&c, shared_links);

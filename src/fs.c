@@ -7,7 +7,6 @@
 #include "readdir.h"
 #include "options.h"
 
-#include <stdio.h>
 #include <string.h>
 
 bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
@@ -46,8 +45,3 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 	g_rec_mutex_clear(&fs->ns_lock);
 }
 
-void sfs_tmp_name(struct sfs_fs *fs, char buf[32])
-{
-	guint64 n = __atomic_add_fetch(&fs->tmp_counter, 1, __ATOMIC_RELAXED);
-	snprintf(buf, 32, "#%" G_GINT64_MODIFIER "x", n);
-}

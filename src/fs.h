@@ -26,7 +26,6 @@ struct sfs_fs {
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
 	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
-	guint64 tmp_counter; /* atomic: unique temp names in workdir */
 	/* Directory handles the kernel has not released: an unmount while a
 	 * directory is open skips RELEASEDIR, so they are freed at the end. */
 	GMutex dirs_lock;
@@ -49,6 +48,3 @@ static inline struct sfs_node *sfs_req_node(fuse_req_t req, fuse_ino_t id)
 	sfs_node_touch(n);
 	return n;
 }
-
-/* Unique temporary name in workdir/work. */
-void sfs_tmp_name(struct sfs_fs *fs, char buf[32]);

@@ -241,3 +241,9 @@ void sfs_layers_close(struct sfs_layers *l)
 	close_fd(&l->index_fd);
 	close_fd(&l->work_fd);
 }
+
+void sfs_tmp_name(struct sfs_layers *l, char buf[32])
+{
+	guint64 n = __atomic_add_fetch(&l->tmp_counter, 1, __ATOMIC_RELAXED);
+	snprintf(buf, 32, "#%" G_GINT64_MODIFIER "x", n);
+}

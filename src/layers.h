@@ -40,6 +40,7 @@ struct sfs_layers {
 	bool mknod_whiteout;  /* char 0/0 whiteouts can be created */
 	bool rename_whiteout; /* renameat2(RENAME_WHITEOUT) works on upper */
 	int can_clone;        /* -1 unknown, 0 refused once, 1 works */
+	guint64 tmp_counter;  /* atomic: unique temp names in workdir/work */
 };
 
 bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
@@ -53,6 +54,9 @@ int sfs_foreach_entry(int fd, int (*fn)(int dirfd, const char *name, void *arg),
 
 /* Remove everything below dirfd/name (used for workdir cleanup). */
 int sfs_rmtree_at(int dirfd, const char *name);
+
+/* Unique temporary name in workdir/work. */
+void sfs_tmp_name(struct sfs_layers *l, char buf[32]);
 
 /* Layer by index (0 = upper). */
 static inline const struct sfs_layer *sfs_layer_get(const struct sfs_layers *l,

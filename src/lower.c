@@ -36,15 +36,6 @@ void sfs_lowerdirs_add(GArray **dirs, int fd, int layer)
 	g_array_append_val(*dirs, ld);
 }
 
-void sfs_lowerdirs_free(GArray *dirs)
-{
-	if (!dirs)
-		return;
-	for (guint i = 0; i < dirs->len; i++)
-		close(g_array_index(dirs, struct sfs_lowerdir, i).fd);
-	g_array_free(dirs, TRUE);
-}
-
 int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
 		   struct stat *st)
 {

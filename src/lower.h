@@ -16,10 +16,9 @@
  * it changed, -errno. */
 int sfs_open_verified(int dirfd, const char *name, const struct stat *seen);
 
-/* Append (fd, layer) to *dirs, creating the array; takes fd. */
+/* Append (fd, layer) to *dirs, creating the array; takes fd.  (The
+ * node table frees such arrays: sfs_lowerdirs_free(), node.h.) */
 void sfs_lowerdirs_add(GArray **dirs, int fd, int layer);
-/* Close every fd of dirs and free it (NULL is fine). */
-void sfs_lowerdirs_free(GArray *dirs);
 
 /* Find name in parent's shared directories from position *i on: 1 and
  * *i, st set where it is; 0 if absent or hidden by a whiteout; -errno. */

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include "lower.h"
 #include "node.h"
 
 #include <malloc.h>
@@ -56,6 +55,15 @@ void sfs_obj_clear(struct sfs_obj *o)
 	g_free(o->fh);
 	o->fd = -1;
 	o->fh = NULL;
+}
+
+void sfs_lowerdirs_free(GArray *dirs)
+{
+	if (!dirs)
+		return;
+	for (guint i = 0; i < dirs->len; i++)
+		close(g_array_index(dirs, struct sfs_lowerdir, i).fd);
+	g_array_free(dirs, TRUE);
 }
 
 static void node_free(struct sfs_node *n)

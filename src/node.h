@@ -53,6 +53,10 @@ struct sfs_lowerdir {
 	int layer;  /* 1..n */
 };
 
+/* Close every fd of an array of struct sfs_lowerdir and free it (NULL is
+ * fine).  The arrays are built by lower.c. */
+void sfs_lowerdirs_free(GArray *dirs);
+
 struct sfs_node {
 	uint64_t ino;          /* reported st_ino; immutable */
 	mode_t type;           /* S_IFMT bits; immutable */

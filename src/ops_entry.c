@@ -138,7 +138,7 @@ static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
 				sfs_make_fn make, void *arg)
 {
 	char tmp[32];
-	sfs_tmp_name(fs, tmp);
+	sfs_tmp_name(&fs->layers, tmp);
 	int t = fs->layers.tmp_fd;
 	int r = make(t, tmp, arg);
 	if (r < 0)
@@ -337,7 +337,7 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;
 	} else {
 		char tmp[32];
-		sfs_tmp_name(fs, tmp);
+		sfs_tmp_name(&fs->layers, tmp);
 		r = sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
 	}
 	sfs_last_name_retire(fs, last, r == 0);
