@@ -710,9 +710,16 @@ class Mount:
         if self in ACTIVE_MOUNTS:
             ACTIVE_MOUNTS.remove(self)
 
-    def remount(self):
+    def remount(self, resnapshot=True):
+        """Unmount (with its checks) and mount again.  resnapshot=False
+        keeps the first snapshot and leaves the shared layer untouched in
+        between (taking a snapshot ages atimes, which changes ctimes)."""
         self.umount()
-        self.start()
+        check, self.check_lower = self.check_lower, self.check_lower and resnapshot
+        try:
+            self.start()
+        finally:
+            self.check_lower = check
 
     def resnapshot(self):
         """Re-take the shared-layer snapshot (after the test changed the
