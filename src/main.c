@@ -54,6 +54,10 @@ static void build_fuse_args(const struct sfs_config *cfg,
 		g_string_append(o, ",allow_other,default_permissions");
 	if (cfg->read_only)
 		g_string_append(o, ",ro");
+	/* noexec, nosuid, nodev, sync, ...: libfuse turns them into the
+	 * mount(2) flags mount(8) would have set. */
+	if (cfg->mount_flags)
+		g_string_append_printf(o, ",%s", cfg->mount_flags);
 	fuse_opt_add_arg(args, "-o");
 	fuse_opt_add_arg(args, o->str);
 }

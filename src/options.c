@@ -137,7 +137,7 @@ enum opt_type {
 	OT_BOOL,        /* bool field at `off`; NAME, noNAME, NAME=BOOL */
 	OT_DEFAULT_PERMISSIONS,
 	OT_IGNORE,      /* passed by mount(8) / mount.fuse3: no meaning here */
-	OT_MOUNT_FLAG,  /* ignored, but recorded in cfg->mount_flags */
+	OT_MOUNT_FLAG,  /* a generic flag for the kernel: cfg->mount_flags */
 };
 
 struct opt_def {
@@ -167,13 +167,16 @@ static const struct opt_def opt_defs[] = {
 	IGNORED("rw"), IGNORED("defaults"), IGNORED("nofail"),
 	IGNORED("_netdev"), IGNORED("auto"), IGNORED("noauto"),
 	IGNORED("user"), IGNORED("nouser"), IGNORED("users"),
-	IGNORED("atime"), IGNORED("relatime"), IGNORED("strictatime"),
-	IGNORED("diratime"), IGNORED("lazytime"), IGNORED("nolazytime"),
-	IGNORED("norelatime"), IGNORED("nostrictatime"),
+	/* atime flags libfuse 3.14 cannot pass on (it refuses the mount):
+	 * a FUSE mount's atimes are the daemon's business anyway. */
+	IGNORED("relatime"), IGNORED("norelatime"), IGNORED("strictatime"),
+	IGNORED("nostrictatime"), IGNORED("diratime"), IGNORED("nodiratime"),
+	IGNORED("lazytime"), IGNORED("nolazytime"),
+	/* The flags libfuse turns into mount(2) flags. */
 	MOUNT_FLAG("dev"), MOUNT_FLAG("nodev"), MOUNT_FLAG("suid"),
 	MOUNT_FLAG("nosuid"), MOUNT_FLAG("exec"), MOUNT_FLAG("noexec"),
 	MOUNT_FLAG("sync"), MOUNT_FLAG("async"), MOUNT_FLAG("dirsync"),
-	MOUNT_FLAG("noatime"), MOUNT_FLAG("nodiratime"),
+	MOUNT_FLAG("atime"), MOUNT_FLAG("noatime"),
 };
 
 static const struct opt_def *find_opt(const char *name)
@@ -590,9 +593,14 @@ void sfs_print_help(FILE *out, const char *progname)
 		"    -o ro                      read-only mount\n"
 		"    -o fsname=NAME             source name in /proc/mounts (default SHARED)\n"
 		"\n"
+		"Generic mount flags, passed to the kernel as mount(8) does: nodev, dev,\n"
+		"nosuid, suid, noexec, exec, sync, async, dirsync, noatime, atime (run\n"
+		"directly, scratchfs mounts nosuid,nodev unless suid or dev is given;\n"
+		"mount(8) through mount.fuse3 asks for suid,dev).\n"
+		"\n"
 		"Accepted and ignored, for mount(8) and fstab: rw, defaults, nofail, _netdev,\n"
-		"auto, noauto, user, users, x-*, and the generic flags dev, nodev, suid,\n"
-		"nosuid, exec, noexec, sync, async, dirsync, noatime, nodiratime.\n"
+		"auto, noauto, user, users, x-*, relatime, strictatime, lazytime,\n"
+		"diratime, nodiratime and their no- forms (FUSE atimes are the daemon's).\n"
 		"\n"
 		"Without upperdir= and workdir=, the local layer is\n"
 		"STATE/ESCAPED-MOUNTPOINT/upper and .../work, created on demand, where\n"

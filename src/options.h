@@ -65,12 +65,11 @@ struct sfs_config {
 	char *config_file;   /* -c FILE or the default config path */
 	bool upper_is_default; /* upper/work came from the built-in default */
 
-	/* Generic mount flags seen in -o (nosuid, nodev, noexec, suid, dev,
-	 * exec, sync, async, dirsync, noatime, nodiratime), comma-separated
-	 * in the order given, or NULL.  They are accepted so that fstab and
-	 * mount.fuse3 (which adds "dev,suid" unless nodev/nosuid were given)
-	 * work, and ignored (scratchfs(8)): nothing but the unit tests
-	 * reads this field, and libfuse never sees the flags. */
+	/* Generic mount flags seen in -o (nosuid, nodev, noexec, sync,
+	 * dirsync, noatime, ... and their opposites), comma-separated in the
+	 * order given, or NULL.  main passes them to the kernel with the FUSE
+	 * mount options, as mount(8) would.  Note mount.fuse3 adds "dev,suid"
+	 * unless nodev/nosuid were given. */
 	char *mount_flags;
 };
 

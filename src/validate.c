@@ -248,6 +248,41 @@ static bool check_layout(const struct sfs_config *cfg, const char *mp,
 	       check_apart(&work, &mnt, why, err);
 }
 
+/* The built-in local layer (upper/work under the state directory), made
+ * on first use.  Its parents stay private (0700); the upper root becomes
+ * the mount's root, so it takes the owner, group and mode of the top
+ * shared layer's root, as a copy-up of the root would: otherwise every
+ * user but root would find the mount closed.  An upperdir that already
+ * exists (made by the administrator, or by an earlier mount) is kept,
+ * and so is the layer of an unprivileged user's private mount. */
+static bool create_default_layer(const struct sfs_config *cfg, GError **err)
+{
+	struct stat top;
+	bool create_upper = access(cfg->upperdir, F_OK) != 0 && errno == ENOENT;
+	const char *dirs[] = { cfg->upperdir, cfg->workdir };
+	for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
+		if (g_mkdir_with_parents(dirs[i], 0700) != 0) {
+			g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
+				    "cannot create the default %s %s: %s",
+				    i ? "workdir" : "upperdir", dirs[i],
+				    g_strerror(errno));
+			return false;
+		}
+	}
+	/* A user's own mount (no allow_other) is theirs alone: keep it so. */
+	if (!create_upper || geteuid() != 0)
+		return true;
+	if (stat(cfg->lowerdirs[0], &top) != 0 ||
+	    chown(cfg->upperdir, top.st_uid, top.st_gid) != 0 ||
+	    chmod(cfg->upperdir, top.st_mode & 07777) != 0) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
+			    "cannot give the default upperdir %s the owner and mode of %s: %s",
+			    cfg->upperdir, cfg->lowerdirs[0], g_strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 bool sfs_config_validate(struct sfs_config *cfg, GError **err)
 {
 	struct stat st, ust, wst;
@@ -281,18 +316,8 @@ bool sfs_config_validate(struct sfs_config *cfg, GError **err)
 		    !resolve_realpath("shared layer", &cfg->lowerdirs[i], err))
 			return false;
 
-	if (cfg->upper_is_default) {
-		const char *dirs[] = { cfg->upperdir, cfg->workdir };
-		for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
-			if (g_mkdir_with_parents(dirs[i], 0700) != 0) {
-				g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
-					    "cannot create the default %s %s: %s",
-					    i ? "workdir" : "upperdir", dirs[i],
-					    g_strerror(errno));
-				return false;
-			}
-		}
-	}
+	if (cfg->upper_is_default && !create_default_layer(cfg, err))
+		return false;
 	if (!check_dir("upperdir", cfg->upperdir, &ust, err) ||
 	    !check_dir("workdir", cfg->workdir, &wst, err) ||
 	    !resolve_realpath("upperdir", &cfg->upperdir, err) ||

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,8 @@ import sfs  # noqa: E402
 from sfs import read_file, write_file  # noqa: E402
 
 SRCDIR = os.environ.get("SCRATCHFS_SRCDIR") or os.path.join(sfs.HERE, "..", "..")
+# Generic mount flags scratchfs passes to the kernel (mountinfo names).
+FLAGS = ["noexec", "nosuid", "nodev", "noatime", "sync", "dirsync"]
 
 
 # ------------------------------------------------------------ process setup
@@ -114,6 +117,7 @@ class Base(sfs.TestCase):
         L = self.layers.L
         write_file(L("hello.txt"), b"hello from the shared layer\n")
         write_file(L("dir", "inner.txt"), b"inner\n")
+        write_file(L("prog"), b"#!/bin/sh\nexit 0\n", mode=0o755)
         self._daemons = []
 
     def tearDown(self):
@@ -168,6 +172,23 @@ class Base(sfs.TestCase):
                          b"hello from the shared layer\n")
         write_file(os.path.join(mnt, "new.txt"), b"written through " + mnt.encode())
         self.assertEqual(read_file(self.layers.U("new.txt")), b"written through " + mnt.encode())
+
+    def assertMountFlags(self, mnt, flags, absent=()):
+        """Each flag in /proc/self/mountinfo (per-mount or superblock
+        options), none of `absent`."""
+        fstype, src, mopts, sopts = mount_entry(mnt)
+        for f in flags:
+            self.assertIn(f, mopts + sopts, "%s: %s not in %s / %s" % (mnt, f, mopts, sopts))
+        for f in absent:
+            self.assertNotIn(f, mopts + sopts, "%s: %s in %s / %s" % (mnt, f, mopts, sopts))
+
+    def assertExecRefused(self, mnt, refused=True):
+        """execve of an executable in the shared layer, through the mount."""
+        prog = os.path.join(mnt, "prog")
+        if refused:
+            self.assertErrno(errno.EACCES, subprocess.run, [prog])
+        else:
+            self.assertEqual(subprocess.run([prog]).returncode, 0)
 
     def write_fstab(self, lines):
         path = os.path.join(self.layers.base, "fstab")
@@ -238,6 +259,8 @@ class MountCommandTest(Base):
                  "upperdir=%s,workdir=%s" % (lw.upper, lw.work)])
         self.assertEqual(p.returncode, 0, "mount failed: %s%s" % (p.stdout, p.stderr))
         self.assertScratchfsMounted(lw.mnt, source=lw.lower)
+        # mount.fuse3 asks root's mounts for suid,dev, as mount(8) would
+        self.assertMountFlags(lw.mnt, [], absent=FLAGS)
         self.assertWorks(lw.mnt)
         self.assertUmountEndsDaemon(lw.mnt)
 
@@ -263,6 +286,27 @@ class MountCommandTest(Base):
         self.assertIn("ro", mount_entry(lw.mnt)[2])
         self.assertEqual(read_file(lw.M("hello.txt")), b"hello from the shared layer\n")
         self.assertErrno(errno.EROFS, write_file, lw.M("new.txt"), b"x", mkdirs=False)
+        self.assertUmountEndsDaemon(lw.mnt)
+
+    def test_mount_t_flags_reach_the_kernel(self):
+        lw = self.layers
+        p = run(["mount", "-t", "fuse.scratchfs", "-o",
+                 "noexec,nosuid,nodev,noatime,sync,dirsync,lowerdir=%s,upperdir=%s,workdir=%s"
+                 % (lw.lower, lw.upper, lw.work), "scratch", lw.mnt])
+        self.assertEqual(p.returncode, 0, "mount failed: %s%s" % (p.stdout, p.stderr))
+        self.assertMountFlags(lw.mnt, FLAGS)
+        self.assertExecRefused(lw.mnt)
+        self.assertUmountEndsDaemon(lw.mnt)
+
+    def test_fstab_flags_reach_the_kernel(self):
+        lw = self.layers
+        fstab = self.write_fstab([
+            "%s %s fuse.scratchfs noexec,nodev,nosuid,noatime,upperdir=%s,workdir=%s 0 0"
+            % (lw.lower, lw.mnt, lw.upper, lw.work)])
+        p = run(["mount", "-T", fstab, lw.mnt])
+        self.assertEqual(p.returncode, 0, "mount -T failed: %s%s" % (p.stdout, p.stderr))
+        self.assertMountFlags(lw.mnt, ["noexec", "nodev", "nosuid", "noatime"])
+        self.assertExecRefused(lw.mnt)
         self.assertUmountEndsDaemon(lw.mnt)
 
     def test_fstab_T(self):
@@ -447,6 +491,79 @@ class DaemonTest(Base):
         if m.log:
             m.log.close()
             m.log = None
+
+    def test_mount_flags_reach_the_kernel(self):
+        """noexec, nosuid, nodev, noatime, sync, dirsync given with -o: in
+        /proc/self/mountinfo and in what the kernel allows; exec, suid, dev
+        given instead allow it again."""
+        lw = self.layers
+        os.mknod(lw.L("null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        shutil.copy2("/usr/bin/id", lw.L("id"))
+        os.chmod(lw.L("id"), 0o4755)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        m = self.mount(**{f: True for f in FLAGS})
+        self.assertMountFlags(lw.mnt, FLAGS)
+        self.assertExecRefused(lw.mnt)
+        self.assertErrno(errno.EACCES, os.open, m.M("null"), os.O_RDONLY)
+        self.assertEqual(sfs.run(nobody + ["/bin/cat", m.M("hello.txt")]).returncode, 0)
+        m.umount()
+        m = self.mount(exec=True, suid=True, dev=True)
+        self.assertMountFlags(lw.mnt, [], absent=FLAGS)
+        self.assertExecRefused(lw.mnt, refused=False)
+        os.close(os.open(m.M("null"), os.O_RDONLY))
+        self.assertEqual(sfs.run(nobody + [m.M("id"), "-u"]).stdout.strip(), "0")
+        m.umount()
+        m = self.mount(nosuid=True)
+        self.assertEqual(sfs.run(nobody + [m.M("id"), "-u"]).stdout.strip(), "65534")
+
+    def test_help_passes_mount_flags(self):
+        out = self.scratchfs("--help").stdout
+        ignored = out[out.index("Accepted and ignored"):].split("\n\n")[0]
+        for f in FLAGS + ["ro"]:
+            self.assertIn(f, out)
+            self.assertNotIn(f, ignored.replace(",", " ").split())
+
+    def builtin_state_dir(self):
+        """Where the built-in local layers of root live (from --help), on a
+        tmpfs of this test's own (in the test's mount namespace)."""
+        out = self.scratchfs("--help").stdout
+        state = re.search(r"STATE is (\S+) as root", out).group(1)
+        if not os.path.isdir(state):
+            os.makedirs(state)
+            self.addCleanup(os.rmdir, state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "sfs-test-state", state],
+                       check=True)
+        self.layers.fs_mounts.append(state)
+        return state
+
+    def test_builtin_local_layer_root_shows_shared_root(self):
+        """Only lowerdir in the config file: the local layer scratchfs
+        creates gets the top shared layer root's owner, group and mode, so
+        every user reaches the mount as they reach the shared root."""
+        lw = self.layers
+        self.builtin_state_dir()
+        os.chown(lw.lower, 1000, 1001)
+        os.chmod(lw.lower, 0o775)
+        conf = os.path.join(lw.base, "scratchfs.conf")
+        write_file(conf, "[%s]\nlowerdir = %s\n" % (lw.mnt, lw.lower))
+        for _ in range(2):  # created, then found again
+            p = self.scratchfs("-c", conf, lw.mnt)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            st = os.stat(lw.mnt)
+            self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                             (1000, 1001, 0o775))
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            self.assertEqual(sfs.run(nobody + ["/bin/cat", lw.M("hello.txt")]).returncode, 0)
+            self.assertUmountEndsDaemon(lw.mnt)
+        # an upperdir the administrator made keeps its own
+        os.chmod(lw.upper, 0o700)
+        write_file(conf, "[%s]\nlowerdir = %s\nupperdir = %s\nworkdir = %s\n"
+                   % (lw.mnt, lw.lower, lw.upper, lw.work))
+        p = self.scratchfs("-c", conf, lw.mnt)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = os.stat(lw.mnt)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, 0, 0o700))
+        self.assertUmountEndsDaemon(lw.mnt)
 
     def test_second_mount_refused(self):
         lw = self.layers

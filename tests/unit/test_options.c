@@ -888,11 +888,15 @@ static void test_validate_default_upper_created(void **state)
 	g_autofree char *up = g_strdup(t->cfg.upperdir);
 	g_autofree char *wk = g_strdup(t->cfg.workdir);
 	assert_false(g_file_test(up, G_FILE_TEST_EXISTS));
+	assert_int_equal(chmod(t->lower, 0751), 0);
 	expect_ok(t, validate(t));
-	struct stat st;
+	struct stat st, top;
+	/* the upper root, the mount's root, shows the shared root (as root) */
+	assert_int_equal(stat(t->lower, &top), 0);
 	assert_int_equal(stat(up, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
-	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(st.st_mode & 07777,
+			 geteuid() == 0 ? (top.st_mode & 07777) : 0700);
 	assert_int_equal(stat(wk, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0700);
