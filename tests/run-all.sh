@@ -1,6 +1,8 @@
 #!/bin/bash
 # run-all.sh - every test, from a fresh Debian 12 machine:
-#   installs the missing packages, builds with sanitizers, runs `make check`
+#   installs the missing packages, fetches the pinned uv release and the
+#   wheelhouse of the real-uv tests (tests/integration/uv_env.py), builds
+#   with sanitizers, runs `make check`
 #   (unit tests, and the integration tests, which mount real filesystems and
 #   need root and /dev/fuse), then `make distcheck` unless
 #   SCRATCHFS_DISTCHECK=0.
@@ -13,7 +15,12 @@ step() { printf '\n==> %s\n' "$*"; }
 step "checking packages"
 bash contrib/install-deps.sh libfuse3-dev fuse3 libglib2.0-dev libcmocka-dev \
 	autoconf automake pkg-config make gcc clang attr fuse-overlayfs git \
-	python3 python3-venv nodejs npm
+	python3 python3-venv python3-pip nodejs npm
+
+# Real uv (pinned) and the pinned wheelhouse test_uv_real.py installs from,
+# downloaded once into SCRATCHFS_TEST_CACHE (/var/cache/scratchfs-tests).
+step "uv and the test wheelhouse"
+python3 tests/integration/uv_env.py
 
 # Print the test-suite.log (which holds the log of every failed test) of
 # each test run that failed, the distcheck build's included.
