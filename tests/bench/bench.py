@@ -28,12 +28,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 import gencache  # noqa: E402
+import uvbench  # noqa: E402
 
-# Operations in table order.  parN = N concurrent installers; mem = daemon RSS.
+# Operations in table order.  parN = N concurrent installers; mem = daemon RSS;
+# uv, uvseed = real uv installs (uvbench.py).
 ALL_OPS = ["link", "seedlink", "stat", "readcold", "readwarm", "import", "rm",
-           "par2", "par8", "mem"]
+           "uv", "uvseed", "par2", "par8", "mem"]
 LINK_PHASE_OPS = {"link", "stat", "readcold", "readwarm", "import", "rm"}
-KINDS = ("native", "overlay", "fuse-overlayfs", "scratchfs")
+# copy: uv's copy fallback, the cache on /var/tmp and the venv on another
+# filesystem (a loop-mounted ext4 image); it runs the uv rows only.
+KINDS = ("native", "overlay", "fuse-overlayfs", "scratchfs", "copy")
 MEM_ROWS = [("idle", "idle after mount"), ("installed", "after install"),
             ("removed", "after install + rm"), ("forgotten", "after drop_caches 2")]
 
@@ -123,6 +127,11 @@ class View:
     def venv(self, i=None):
         return os.path.join(self.root, "venv" if i is None else "venv%d" % i)
 
+    @property
+    def uvcache(self):
+        """The warm uv cache, beside the synthetic one."""
+        return os.path.join(os.path.dirname(self.cache), "uvcache")
+
 
 class Target:
     """One column of the tables: a kind plus extra mount arguments.
@@ -151,8 +160,8 @@ class Target:
                 self.opts += [o for o in w[2:].split(",") if o]
             else:
                 self.flags.append(w)
-        if kind == "native" and (self.flags or self.opts):
-            raise BenchError("target native takes no options")
+        if kind in ("native", "copy") and (self.flags or self.opts):
+            raise BenchError("target %s takes no options" % kind)
         if kind == "overlay" and self.flags:
             raise BenchError("target overlay takes -o options only")
         self.binary = None
@@ -178,21 +187,29 @@ class Target:
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
-    def prepare(self):
-        """Create the layer directories and the local-layer copy of the cache."""
+    def prepare(self, uvset=None):
+        """Create the layer directories and the local-layer copies of the
+        caches (the synthetic one; the warm uv cache when uv rows run)."""
         for d in ("lower-empty", "upper", "work", "mnt"):
             os.makedirs(self.path(d), exist_ok=True)
-        if not os.path.exists(self.path("upper", "cache")):
+        if self.kind != "copy" and not os.path.exists(self.path("upper", "cache")):
             run(["cp", "-a", os.path.join(self.gen_seed, "cache"), self.path("upper", "cache")])
+        if uvset and not os.path.exists(self.path("upper", "uvcache")):
+            run(["cp", "-a", os.path.join(uvset.seed, "uvcache"), self.path("upper", "uvcache")])
+        if self.kind == "copy":
+            img = self.path("venvfs.img")
+            run(["truncate", "-s", "8G", img])
+            run(["mkfs.ext4", "-q", "-F", img])
         self.mount("link")              # fail now, not after an hour, if it cannot mount
         self.unmount()
 
-    def mount(self, layout, extra_flags=()):
-        """Mount with the cache in the local layer ('link') or shared layer ('seed')."""
+    def mount(self, layout, extra_flags=(), seed=None):
+        """Mount with the cache in the local layer ('link') or shared layer
+        ('seed': lowerdir is `seed`, by default the synthetic cache's)."""
         if layout == "link":
             lower, upper, work = self.path("lower-empty"), self.path("upper"), self.path("work")
         else:
-            lower, upper, work = self.gen_seed, self.path("seed-upper"), self.path("seed-work")
+            lower, upper, work = seed or self.gen_seed, self.path("seed-upper"), self.path("seed-work")
             for d in (upper, work):
                 if os.path.exists(d):
                     shutil.rmtree(d)
@@ -200,6 +217,11 @@ class Target:
         if self.kind == "native":
             cache = os.path.join(upper if layout == "link" else lower, "cache")
             return View(upper, cache)
+        if self.kind == "copy":         # venvs on their own ext4, the cache on /var/tmp
+            run(["mount", "-o", "loop", self.path("venvfs.img"), self.path("mnt")])
+            MOUNTS.append(self)
+            self.mnt = self.path("mnt")
+            return View(self.mnt, os.path.join(upper, "cache"))
         mnt = self.path("mnt")
         if mounted(mnt):
             raise BenchError("%s is still mounted" % mnt)
@@ -247,11 +269,12 @@ class Target:
         mnt = self.path("mnt")
         err = None
         if mounted(mnt):
-            cmd = (["umount"] if self.kind == "overlay" else ["fusermount3", "-u"]) + [mnt]
+            kernel = self.kind in ("overlay", "copy")
+            cmd = (["umount"] if kernel else ["fusermount3", "-u"]) + [mnt]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 err = "unmount of %s failed: %s" % (mnt, p.stderr.strip())
-                lazy = ["umount", "-l"] if self.kind == "overlay" else ["fusermount3", "-uz"]
+                lazy = ["umount", "-l"] if kernel else ["fusermount3", "-uz"]
                 subprocess.run(lazy + [mnt], capture_output=True)
         if self.proc is not None:
             try:
@@ -275,6 +298,8 @@ class Target:
     def version(self):
         if self.kind in ("native", "overlay"):
             return "kernel " + platform.release()
+        if self.kind == "copy":
+            return "uv's copy fallback: cache on this disk, venv on a loop-mounted ext4 image"
         try:
             out = subprocess.run([self.binary, "--version"], capture_output=True, text=True,
                                  stdin=subprocess.DEVNULL, timeout=10)
@@ -321,6 +346,12 @@ class Bench:
         self.gen_root, self.m = gencache.ensure(self.base, self.nfiles, self.seed, log=log)
         self.gen_seed = os.path.join(self.gen_root, "seed")
         self.targets = [Target(s, self.rundir, self.gen_seed) for s in specs]
+        self.uv = None
+        if set(uvbench.UV_OPS) & set(self.ops):
+            try:
+                self.uv = uvbench.UvSet(self.base, log)
+            except (uvbench.UvError, uvbench.uv_env.SetupError) as e:
+                raise BenchError(str(e))
         self.times = {t.label: {} for t in self.targets}     # label -> op -> [s]
         self.mem = {}                                          # label -> row -> KiB
 
@@ -515,6 +546,28 @@ class Bench:
         self.check_gone(view, venvs)
         t.unmount()
 
+    def phase_uv(self, t, op):
+        """uv pip install of the uv set from a warm cache into a new venv:
+        the cache in the local layer (uv) or only in the shared one
+        (uvseed; native and copy have no layers: the same install)."""
+        layered = t.kind not in ("native", "copy")
+        seed = op == "uvseed" and layered
+        view = t.mount("seed" if seed else "link", seed=self.uv.seed if seed else None)
+        venv = view.venv()
+        cache = view.uvcache
+        if os.path.lexists(venv):
+            shutil.rmtree(venv)
+        self.uv.venv(venv, cache)
+        drop_caches(3)
+        self.walk_stat(os.path.join(self.uv.seed if seed else t.path("upper"), "uvcache"))
+        out = self.timed(t, op, self.uv.install, venv, cache)
+        self.uv.check(venv, out, copied=t.kind == "copy")
+        run(["rm", "-rf", venv])
+        t.unmount()
+        if seed:
+            for d in ("seed-upper", "seed-work"):
+                shutil.rmtree(t.path(d))
+
     def phase_mem(self, t):
         view = t.mount("link")
         pid = t.proc.pid
@@ -588,6 +641,8 @@ class Bench:
     def check_space(self):
         st = os.statvfs(self.rundir)
         need = self.m["bytes"] * (2 * len(self.targets) + 1)
+        if self.uv:
+            need += self.uv.m["bytes"] * (len(self.targets) + 2)
         if st.f_bavail * st.f_frsize < need:
             raise BenchError("need %d MB free in %s" % (need >> 20, self.rundir))
 
@@ -602,21 +657,25 @@ class Bench:
         self.check_space()
         self.load = [os.getloadavg()[0]]
         for t in self.targets:
-            t.prepare()
+            t.prepare(self.uv)
         pars = sorted(int(op[3:]) for op in self.ops if op.startswith("par"))
         n = len(self.targets)
         for rep in range(self.reps):
             log("repetition %d/%d" % (rep + 1, self.reps))
             order = self.targets[rep % n:] + self.targets[:rep % n]
             for t in order:
-                if LINK_PHASE_OPS & set(self.ops):
+                if LINK_PHASE_OPS & set(self.ops) and t.kind != "copy":
                     self.phase_link(t)
-                if "seedlink" in self.ops:
+                if "seedlink" in self.ops and t.kind != "copy":
                     self.phase_seed(t)
+                for op in uvbench.UV_OPS:
+                    if op in self.ops:
+                        self.phase_uv(t, op)
             if rep < self.par_reps:
                 for k in pars:
                     for t in order:
-                        self.phase_par(t, k)
+                        if t.kind != "copy":
+                            self.phase_par(t, k)
         if "mem" in self.ops:
             for t in self.targets:
                 if t.fuse:
@@ -635,7 +694,7 @@ class Bench:
         labels = [t.label for t in self.targets]
         med = {lab: {op: statistics.median(v) for op, v in self.times[lab].items()}
                for lab in labels}
-        names = {"par2": "link x2", "par8": "link x8"}
+        names = {"par2": "link x2", "par8": "link x8", "uvseed": "uv, cache shared"}
 
         def opname(op):
             return names.get(op, "link x%s" % op[3:] if op.startswith("par") else op)
@@ -686,6 +745,11 @@ class Bench:
                  "- machine: " + "; ".join(self.machine()),
                  "- cache: %d files, %d dirs, %.0f MB, %d packages; import loads %d modules" % (
                      m["files"], m["dirs"], m["bytes"] / 1e6, m["packages"], m["import_modules"])]
+        if self.uv:
+            lines.append("- uv rows: %s, `uv pip install --no-deps --offline` of %d wheels "
+                         "(tests/bench/uv-wheels.txt), %d files, %.0f MB installed" % (
+                             self.uv.version(), self.uv.m["wheels"], self.uv.m["files"],
+                             self.uv.m["bytes"] / 1e6))
         for t in self.targets:
             lines.append("- %s: %s%s" % (t.label, t.version(),
                                          "; args " + shlex.join(t.flags + ["-o", ",".join(t.opts)])
@@ -739,7 +803,7 @@ def main(argv):
                                  "real scratchfs binary (SCRATCHFS_BIN)")
         if count:
             for t in b.targets:
-                t.prepare()
+                t.prepare(b.uv)
             print(b.count_requests(), end="")
             return 0
         t0 = time.monotonic()
