@@ -13,7 +13,9 @@
 # the shared layer) and the venv (written to the local layer) are on one
 # device and uv hardlinks instead of copying:
 #
-#   entrypoint.sh sh -c 'uv venv "$VIRTUAL_ENV" && uv pip install -e /mnt/scratch/dodal'
+#   entrypoint.sh sh -c 'uv venv "$VIRTUAL_ENV" && uv pip install -e /mnt/scratch/src/a -e /mnt/scratch/src/b'
+#
+# (tests/integration/test_uv_real.py runs exactly this with real uv, offline.)
 #
 # Needs /dev/fuse and CAP_SYS_ADMIN in the container.
 set -eu
@@ -22,7 +24,15 @@ set -eu
 local_dir=${SCRATCH_LOCAL:-/var/cache/scratchfs}
 mnt=${SCRATCH_MOUNT:-/mnt/scratch}
 
-mkdir -p "$local_dir/upper" "$local_dir/work" "$mnt"
+# A new local layer's root is the mount's root: give it the owner, group and
+# mode of the (top) shared layer's root, so users reach the mount as they
+# reach the shared volume (scratchfs does the same for its built-in layer).
+if [ ! -d "$local_dir/upper" ]; then
+	mkdir -p "$local_dir/upper"
+	chown --reference="${SCRATCH_SHARED%%:*}" "$local_dir/upper"
+	chmod --reference="${SCRATCH_SHARED%%:*}" "$local_dir/upper"
+fi
+mkdir -p "$local_dir/work" "$mnt"
 scratchfs -o "lowerdir=$SCRATCH_SHARED,upperdir=$local_dir/upper,workdir=$local_dir/work${SCRATCH_OPTIONS:+,$SCRATCH_OPTIONS}" \
 	scratch "$mnt"
 
@@ -42,6 +52,7 @@ until mounted; do
 done
 
 export UV_CACHE_DIR="$mnt/.cache/uv"
+# hardlink, not uv's default clone: FICLONE never works through FUSE, so clone only adds a failed try per wheel.
 export UV_LINK_MODE=hardlink
 export VIRTUAL_ENV="${VIRTUAL_ENV:-$mnt/.venv}"
 export PATH="$VIRTUAL_ENV/bin:$PATH"

@@ -9,7 +9,6 @@ What uv printed in each scenario goes to this test's log (lines starting
 with `uv$`), so a run documents uv's behaviour through the mount."""
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -202,6 +201,15 @@ class UvTestCase(sfs.TestCase):
         self.assertEqual(bad[:10], [], "%d of %d venv files are not links of the cache"
                          % (len(bad), n))
 
+    def assertBuiltLocally(self, upper, lower):
+        """Build artefacts of the editables (egg-info, setuptools-scm's
+        _version.py) are in the local layer, not in the shared one."""
+        for rel in ("src/b/b/_version.py", "src/b/b.egg-info/PKG-INFO",
+                    "src/a/a.egg-info/PKG-INFO"):
+            self.assertTrue(os.path.isfile(os.path.join(upper, rel)), rel)
+            self.assertFalse(os.path.lexists(os.path.join(lower, rel)), rel)
+        self.assertIn("2.1.0", sfs.read_file(os.path.join(upper, "src/b/b/_version.py")).decode())
+
     def assertNoCopyFallback(self, p):
         self.assertNotIn(HARDLINK_FAILED, p.stdout)
 
@@ -220,30 +228,63 @@ class UvTestCase(sfs.TestCase):
 
 class InitTest(UvTestCase):
     """1. The deployment's init: sources in the shared layer, venv and
-    cache in the mount, once in uv's default link mode (clone, which must
-    fall back to hardlinks) and once with UV_LINK_MODE=hardlink."""
+    cache in the mount, in uv's default link mode (clone, which must fall
+    back to hardlinks).  UV_LINK_MODE=hardlink: EntrypointTest."""
 
-    def test_init_default_and_hardlink_mode(self):
+    def test_init_default_link_mode(self):
         make_sources(self.layers.lower)
         m = self.mount()
         uv = self.uv_in(m)
-        cache = m.M(".cache", "uv")
-        for venv, env in ((m.M("venv"), uv.env()),
-                          (m.M("venv-hl"), uv.env(UV_LINK_MODE="hardlink"))):
-            uv.venv(venv)
-            p = uv.install(venv, "-e", m.M("src", "a"), "-e", m.M("src", "b"), env=env)
-            self.assertNoCopyFallback(p)
-            self.assertIn("+ numpy==2.2.6", p.stdout)
-            self.assertLinked(m, venv, cache)
-            out = self.python(venv, IMPORT_ALL).stdout.split()
-            self.assertEqual(out, ["2.2.6", "a", "2.1.0"])
-        # build artefacts of the editables: in the local layer only
-        U, L = self.layers.U, self.layers.L
-        for rel in ("src/b/b/_version.py", "src/b/b.egg-info/PKG-INFO", "src/a/a.egg-info/PKG-INFO"):
-            self.assertTrue(os.path.isfile(U(rel)), rel)
-            self.assertFalse(os.path.lexists(L(rel)), rel)
-        self.assertIn("2.1.0", sfs.read_file(U("src/b/b/_version.py")).decode())
+        venv = m.M("venv")
+        uv.venv(venv)
+        p = uv.install(venv, "-e", m.M("src", "a"), "-e", m.M("src", "b"))
+        self.assertNoCopyFallback(p)
+        self.assertIn("+ numpy==2.2.6", p.stdout)
+        self.assertLinked(m, venv, m.M(".cache", "uv"))
+        self.assertEqual(self.python(venv, IMPORT_ALL).stdout.split(), ["2.2.6", "a", "2.1.0"])
+        self.assertBuiltLocally(self.layers.upper, self.layers.lower)
         # the shared layer is checked unchanged at unmount (harness)
+
+
+class EntrypointTest(UvTestCase):
+    """1. The init once more, as the container example of README.md does
+    it: contrib/entrypoint.sh mounts scratchfs itself, sets
+    UV_LINK_MODE=hardlink and runs the install command in the mount."""
+
+    def test_container_entrypoint(self):
+        lw = self.layers
+        make_sources(lw.lower)
+        os.chmod(lw.lower, 0o775)
+        before = sfs.lower_digest(lw.lower)
+        srcdir = os.environ.get("SCRATCHFS_SRCDIR") or os.path.join(sfs.HERE, "..", "..")
+        uv = Uv(self.home, "unused")
+        env = {k: v for k, v in uv.env().items() if k != "UV_CACHE_DIR"}
+        env.update(SCRATCH_SHARED=lw.lower, SCRATCH_LOCAL=os.path.join(lw.base, "local"),
+                   SCRATCH_MOUNT=lw.mnt,
+                   PATH="%s:%s:/usr/bin:/bin" % (os.path.dirname(sfs.binary()),
+                                                 os.path.dirname(uv.bin)))
+        offline = "--offline --no-index --find-links %s" % uv.wheelhouse
+        cmd = ('uv venv --python %s "$VIRTUAL_ENV" && uv pip install %s '
+               '-e /MNT/src/a -e /MNT/src/b' % (PY, offline)).replace("/MNT", lw.mnt)
+        try:
+            p = sfs.run(["sh", os.path.join(srcdir, "contrib", "entrypoint.sh"), "sh", "-c",
+                         cmd + ' && python -c "%s"' % IMPORT_ALL], env=env, cwd=self.home,
+                        stderr=subprocess.STDOUT, timeout=300)
+            log(["entrypoint.sh", "sh", "-c", cmd], p)
+            self.assertNoCopyFallback(p)
+            self.assertIn("2.2.6 a 2.1.0", p.stdout)
+            venv = lw.M(".venv")
+            self.assertLinked(sfs.Mount(lw), venv, lw.M(".cache", "uv"))
+            st = os.stat(lw.mnt)  # the new local layer's root: the shared root's
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o775)
+            self.assertBuiltLocally(os.path.join(lw.base, "local", "upper"), lw.lower)
+        finally:
+            pids = sfs.daemon_pids(lw.mnt)
+            sfs.run(["fusermount3", "-u", lw.mnt], check=False)
+            for pid in pids:
+                sfs.wait_for(lambda: not os.path.exists("/proc/%d" % pid), timeout=10)
+        self.assertEqual(sfs.daemon_pids(lw.mnt), [])
+        self.assertEqual(sfs.lower_digest(lw.lower), before)
 
 
 class RestartTest(UvTestCase):
