@@ -113,6 +113,32 @@ def enter_private_namespace(subreaper=False):
         raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
 
 
+def thread_states(pid):
+    """One line per thread of pid: name, state, kernel wait channel and
+    user-space program counter area (what a hung daemon is doing)."""
+    lines = []
+    try:
+        tids = sorted(os.listdir("/proc/%d/task" % pid), key=int)
+    except OSError as e:
+        return "  (%s)" % e
+    for tid in tids:
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        try:
+            with open(base + "comm") as f:
+                comm = f.read().strip()
+            with open(base + "stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(base + "wchan") as f:
+                wchan = f.read().strip()
+            with open(base + "syscall") as f:
+                sysc = f.read().split()[0]
+        except OSError as e:
+            lines.append("  %s: %s" % (tid, e))
+            continue
+        lines.append("  %s %-16s state %s wchan %s syscall %s" % (tid, comm, state, wchan, sysc))
+    return "\n".join(lines)
+
+
 def daemon_pids(mnt):
     """Live scratchfs processes whose command line names mnt (each test
     has a mount point of its own)."""
@@ -679,12 +705,17 @@ class Mount:
             if not ok:
                 problems.append("fusermount3 -u failed: %s" % last)
                 force_umount(self.mnt)
+            t0 = time.monotonic()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                problems.append("daemon still running 10 s after unmount")
+                problems.append("daemon still running 10 s after unmount; its threads:\n%s"
+                                % thread_states(self.proc.pid))
                 self.proc.kill()
                 self.proc.wait()
+            if time.monotonic() - t0 > 3:
+                sys.stderr.write("[sfs] daemon took %.1f s to exit after unmount\n"
+                                 % (time.monotonic() - t0))
             if self.proc.returncode != 0:
                 problems.append("daemon exited with %d after unmount" % self.proc.returncode)
         desc = self.describe()
