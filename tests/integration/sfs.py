@@ -108,9 +108,31 @@ def enter_private_namespace(subreaper=False):
         e = ctypes.get_errno()
         raise OSError(e, "unshare(CLONE_NEWNS): %s" % os.strerror(e))
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    drop_foreign_mounts()
     if subreaper and _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
+
+
+MNT_DETACH = 2
+
+
+def drop_foreign_mounts():
+    """In a new mount namespace: detach the copies of other tests' mounts
+    (FUSE mounts, anything below the temporary directory).  A copy keeps
+    its FUSE connection alive, so the daemon of a test running side by
+    side would not end when that test unmounts."""
+    base = os.path.realpath(os.environ.get("SCRATCHFS_TMPDIR", "/var/tmp")) + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            mp = parts[4].replace("\\040", " ")
+            fstype = parts[parts.index("-") + 1]
+            if fstype.startswith("fuse") or mp.startswith(base):
+                found.append(mp)
+    for mp in sorted(found, key=len, reverse=True):
+        _libc.umount2(os.fsencode(mp), MNT_DETACH)
 
 
 def thread_states(pid):
