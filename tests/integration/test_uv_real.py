@@ -145,15 +145,18 @@ def archive_twins(cache):
 
 def link_problems(venv, cache, dev):
     """Every venv file uv links must be its cache file: same st_ino, one
-    st_dev, nlink >= 2.  Returns (number checked, problems)."""
+    st_dev, nlink >= 2; what uv writes itself (RECORD, INSTALLER, ...)
+    has nlink 1.  Returns (number checked, problems)."""
     twins = archive_twins(cache)
     site = os.path.join(venv, SITE)
     checked, bad = 0, []
     for p in files_below(site):
         rel = os.path.relpath(p, site)
+        st = os.lstat(p)
+        if os.path.basename(p) in WRITTEN and st.st_nlink != 1:
+            bad.append("%s: written by uv, yet nlink %d" % (rel, st.st_nlink))
         if os.path.basename(p) in WRITTEN or rel.endswith(".pyc"):
             continue
-        st = os.lstat(p)
         checked += 1
         if rel not in twins:
             bad.append("%s: no cache twin" % rel)
