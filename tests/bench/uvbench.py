@@ -37,11 +37,7 @@ class UvError(Exception):
 
 
 def site_files(venv):
-    root = os.path.join(venv, SITE)
-    out = []
-    for dp, dns, fns in os.walk(root):
-        out.extend(os.path.join(dp, n) for n in fns)
-    return out
+    return uv_env.files_below(os.path.join(venv, SITE))
 
 
 class UvSet:
@@ -61,15 +57,9 @@ class UvSet:
         with open(os.path.join(self.root, "manifest.json")) as f:
             self.m = json.load(f)
 
-    def env(self, cache):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("UV_", "PIP_", "VIRTUAL_ENV"))}
-        env.update(UV_CACHE_DIR=cache, UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1",
-                   NO_COLOR="1", HOME=self.root)
-        return env
-
     def _run(self, args, cache):
-        p = subprocess.run([self.uv] + args, env=self.env(cache), cwd=self.root,
+        p = subprocess.run([self.uv] + args, env=uv_env.run_env(cache, self.root),
+                           cwd=self.root,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if p.returncode != 0:
             raise UvError("uv %s failed (%d):\n%s" % (" ".join(args), p.returncode,

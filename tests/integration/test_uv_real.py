@@ -69,11 +69,7 @@ def make_sources(root):
         sfs.run(git + cmd, cwd=b, env=env)
 
 
-def files_below(root):
-    out = []
-    for dp, dns, fns in os.walk(root):
-        out.extend(os.path.join(dp, n) for n in fns)
-    return out
+files_below = uv_env.files_below
 
 
 class Uv:
@@ -87,12 +83,7 @@ class Uv:
         os.makedirs(home, exist_ok=True)
 
     def env(self, **extra):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("UV_", "PIP_", "PYTHON", "VIRTUAL_ENV"))}
-        env.update(HOME=self.home, UV_CACHE_DIR=self.cache, UV_PYTHON_DOWNLOADS="never",
-                   UV_NO_CONFIG="1", NO_COLOR="1", LANG="C", LC_ALL="C")
-        env.update(extra)
-        return env
+        return uv_env.run_env(self.cache, self.home, **extra)
 
     def argv(self, *args):
         if args[:2] == ("pip", "install"):

@@ -146,6 +146,26 @@ def uv_binary():
     return uv
 
 
+def run_env(cache, home, **extra):
+    """The environment to run uv in: nothing inherited that changes what
+    uv does (UV_*, PIP_*, PYTHON*, VIRTUAL_ENV), no user configuration, no
+    Python downloads, plain text."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("UV_", "PIP_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(HOME=home, UV_CACHE_DIR=cache, UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1",
+               NO_COLOR="1", LANG="C", LC_ALL="C")
+    env.update(extra)
+    return env
+
+
+def files_below(root):
+    """Every non-directory below root."""
+    out = []
+    for dp, dns, fns in os.walk(root):
+        out.extend(os.path.join(dp, n) for n in fns)
+    return out
+
+
 def main():
     bench = "--bench" in sys.argv[1:]
     try:
