@@ -391,7 +391,10 @@ class ReinstallInUseTest(UvTestCase):
         finally:
             user.stdin.close()
             user.wait(timeout=30)
-        self.assertEqual(user.returncode, 0, user.stderr.read())
+            user.stdout.close()
+            err = user.stderr.read()
+            user.stderr.close()
+        self.assertEqual(user.returncode, 0, err)
         self.assertEqual(cache_digest(cache), digest)
         self.assertLinked(m, venv, cache)
         self.python(venv, "import numpy.linalg, markupsafe._speedups")
