@@ -17,6 +17,9 @@ Environment:
   SFS_IGNORE_ATIME=1  do not check shared-layer atimes (only for trying the
                     tests against a stand-in such as fuse-overlayfs).
 
+Every test file runs in a mount namespace of its own (main()), so test files
+running side by side never hold each other's mounts.
+
 Exit status of a test file (automake conventions): 0 pass, 1 fail, 77 skip.
 A test file is skipped only when it cannot run at all (not root, no
 /dev/fuse); failures are never turned into skips.
@@ -100,18 +103,28 @@ CLONE_NEWNS = 0x00020000
 PR_SET_CHILD_SUBREAPER = 36
 
 
+_IN_PRIVATE_NAMESPACE = False
+
+
 def enter_private_namespace(subreaper=False):
     """Run the rest of this process in a mount namespace of its own, so its
-    mounts (and a test's mess) stay invisible to the host.  subreaper:
-    also adopt orphaned descendants (daemons that fork away)."""
+    mounts (and a test's mess) stay invisible to the host, and a test
+    that unshares meanwhile gets no copy of them (a copy keeps a FUSE
+    connection, and so its daemon, alive after the unmount).  main() does
+    this for every test file.  subreaper: also adopt orphaned descendants
+    (daemons that fork away)."""
+    global _IN_PRIVATE_NAMESPACE
+    if subreaper and _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
+    if _IN_PRIVATE_NAMESPACE:
+        return
     if _libc.unshare(CLONE_NEWNS) != 0:
         e = ctypes.get_errno()
         raise OSError(e, "unshare(CLONE_NEWNS): %s" % os.strerror(e))
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
     drop_foreign_mounts()
-    if subreaper and _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): %s" % os.strerror(e))
+    _IN_PRIVATE_NAMESPACE = True
 
 
 MNT_DETACH = 2
@@ -903,6 +916,7 @@ def main():
     """Run the unittest cases of __main__; exit 0/1, or 77 if every test
     was skipped."""
     require_environment()
+    enter_private_namespace()
     b = binary()
     if not is_kernel() and not os.access(b, os.X_OK):
         print("FAIL: scratchfs binary %s not found (set SCRATCHFS_BIN)" % b)

@@ -592,10 +592,6 @@ class SpaceTest(UvTestCase):
 if __name__ == "__main__":
     uv_env.uv_binary()
     uv_env.wheelhouse()
-    sfs.require_environment()
-    # Mounts of our own, invisible to tests that unshare meanwhile (a copy
-    # in their namespace would keep our daemons alive after unmount).
-    sfs.enter_private_namespace()
     # eleven real installs: about 80 s alone, four times that on a loaded
     # machine; the watchdog's default of 300 s is too tight for this file
     os.environ.setdefault("SFS_TIMEOUT", "900")
