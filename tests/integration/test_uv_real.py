@@ -400,6 +400,31 @@ class ReinstallInUseTest(UvTestCase):
         self.python(venv, "import numpy.linalg, markupsafe._speedups")
 
 
+    def test_install_over_existing_files(self):
+        """Files already in place (a package whose metadata is gone): uv
+        links each into a .tmpXXXX name and renames it over the old one."""
+        self.prewarm_shared_cache()
+        m = self.mount()
+        uv = self.uv_in(m)
+        venv = m.M("venv")
+        uv.venv(venv)
+        uv.install(venv, *WHEELS)
+        site = os.path.join(venv, SITE)
+        for n in ("six-1.17.0.dist-info", "markupsafe-3.0.4.dist-info"):
+            subprocess.run(["rm", "-rf", os.path.join(site, n)], check=True)
+        os.unlink(os.path.join(site, "six.py"))
+        write_file(os.path.join(site, "six.py"), "raise ImportError('stale')\n")
+        old = os.lstat(os.path.join(site, "markupsafe", "__init__.py")).st_ino
+        p = uv.install(venv, *WHEELS)
+        self.assertIn("+ six==1.17.0", p.stdout)
+        self.assertNoCopyFallback(p)
+        self.assertEqual([n for n in os.listdir(site) if n.startswith(".tmp")], [])
+        self.assertLinked(m, venv, m.M(".cache", "uv"))
+        self.assertEqual(os.lstat(os.path.join(site, "markupsafe", "__init__.py")).st_ino, old)
+        self.assertEqual(self.python(venv, "import six; print(six.__version__)").stdout.strip(),
+                         "1.17.0")
+
+
 class ConcurrencyTest(UvTestCase):
     """5. Two installs at once in one mount; `uv cache clean` during an
     install; two mounts (two pods) over one shared directory."""
