@@ -355,13 +355,18 @@ class PrewarmedSharedCacheTest(UvTestCase):
 class ReinstallInUseTest(UvTestCase):
     """4. uv pip install --reinstall while a process has numpy imported."""
 
-    def test_reinstall_while_imported(self):
+    def installed(self):
+        """A mount over a warm shared cache, WHEELS installed in m/venv."""
         self.prewarm_shared_cache()
         m = self.mount()
         uv = self.uv_in(m)
         venv = m.M("venv")
         uv.venv(venv)
         uv.install(venv, *WHEELS)
+        return m, uv, venv
+
+    def test_reinstall_while_imported(self):
+        m, uv, venv = self.installed()
         cache = m.M(".cache", "uv")
         digest = cache_digest(cache)
         self.assertGreater(len(digest), 500)
@@ -399,16 +404,10 @@ class ReinstallInUseTest(UvTestCase):
         self.assertLinked(m, venv, cache)
         self.python(venv, "import numpy.linalg, markupsafe._speedups")
 
-
     def test_install_over_existing_files(self):
         """Files already in place (a package whose metadata is gone): uv
         links each into a .tmpXXXX name and renames it over the old one."""
-        self.prewarm_shared_cache()
-        m = self.mount()
-        uv = self.uv_in(m)
-        venv = m.M("venv")
-        uv.venv(venv)
-        uv.install(venv, *WHEELS)
+        m, uv, venv = self.installed()
         site = os.path.join(venv, SITE)
         for n in ("six-1.17.0.dist-info", "markupsafe-3.0.4.dist-info"):
             subprocess.run(["rm", "-rf", os.path.join(site, n)], check=True)
