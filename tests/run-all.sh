@@ -13,7 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "checking packages"
 bash contrib/install-deps.sh libfuse3-dev fuse3 libglib2.0-dev libcmocka-dev \
 	autoconf automake pkg-config make gcc clang attr fuse-overlayfs git \
-	python3 python3-venv nodejs npm
+	python3 python3-venv python3-hypothesis nodejs npm
 
 # Print the test-suite.log (which holds the log of every failed test) of
 # each test run that failed, the distcheck build's included.
