@@ -224,4 +224,9 @@ class DataIntegrityTest(sfs.TestCase):
 
 
 if __name__ == "__main__":
+    sfs.require_environment()
+    # Mounts in a namespace of their own: a namespace another test creates
+    # meanwhile would copy them, and an unmount here would then leave the
+    # daemon serving that copy.
+    sfs.enter_private_namespace()
     sfs.main()
