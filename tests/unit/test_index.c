@@ -22,7 +22,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "lookup.h"
+#include "attr.h"
 #include "copyup.h"
 #include "fixture.h"
 #include "index.h"
