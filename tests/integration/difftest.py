@@ -184,20 +184,14 @@ class KernelSide(Side):
 
 
 class _Layers:
-    """What sfs.Mount needs of sfs.Layers."""
+    """What sfs.Mount needs of sfs.Layers, over a Side's directories."""
+
+    options = sfs.Layers.options
+    lower_digests = sfs.Layers.lower_digests
 
     def __init__(self, side):
         self.lowers, self.upper, self.work, self.mnt = (
             side.lowers, side.upper, side.work, side.mnt)
-
-    def options(self, **opts):
-        o = {"lowerdir": ":".join(self.lowers), "upperdir": self.upper,
-             "workdir": self.work}
-        o.update(opts)
-        return o
-
-    def lower_digests(self):
-        return [sfs.lower_digest(d) for d in self.lowers]
 
 
 class ScratchfsSide(Side):
