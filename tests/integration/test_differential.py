@@ -175,6 +175,19 @@ class RecordedSequences(unittest.TestCase):
         self.replay(("mkdir", "d1/s/h", 0o755),
                     ("rename", "d2", "d1/s/h", sfs.RENAME_EXCHANGE))
 
+    def test_create_over_deleted_name_in_setgid_dir(self):
+        """A name deleted in a set-group-ID directory and created again
+        gets the directory's group (and a directory the bit), as any new
+        name there: it was built in workdir, and kept root's group (found
+        by make soak)."""
+        setgid_dir = [("chown", "d1", 65534, 65534), ("chmod", "d1", 0o2775)]
+        self.replay(*setgid_dir, ("unlink", "d1/a"), ("create", "d1/a", 0o444, True))
+        self.replay(*setgid_dir, ("unlink", "d1/a"), ("mkdir", "d1/a", 0o755))
+        self.replay(*setgid_dir, ("unlink", "d1/b"), ("create", "d1/b", 0o4755, False))
+        self.replay(*setgid_dir, ("unlink", "d1/l"), ("symlink", "a", "d1/l"))
+        # a link over a deleted name keeps the linked file's group
+        self.replay(*setgid_dir, ("unlink", "d1/h"), ("link", "a", "d1/h"))
+
 
 if __name__ == "__main__":
     if sfs.is_kernel():
