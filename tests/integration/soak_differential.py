@@ -14,6 +14,7 @@ Exit status 0 when no worker found a difference, 1 otherwise."""
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import time
 import traceback
@@ -47,6 +48,8 @@ def episode(rnd, nops, extra_args):
 
 
 def worker(index, seed, nops, out):
+    # SIGTERM unmounts this worker's pair on the way out (finally blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         run_worker(index, seed, nops, out)
     except BaseException:  # noqa: BLE001 - the parent waits for a report
