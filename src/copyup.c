@@ -366,6 +366,11 @@ static int copyup_child(struct sfs_fs *fs, struct sfs_node *dir,
 		return r == -ENOENT ? 0 : r;
 	r = S_ISDIR(c->type) ? sfs_copyup_tree(fs, c)
 			     : sfs_copyup(fs, c, SFS_COPY_META);
+	/* A file with several shared names is one node, copied up under
+	 * whichever name it was first looked up by: link this name too, or
+	 * it vanishes when dir turns opaque. */
+	if (r == 0)
+		r = sfs_copyup_name(fs, dir, name, c);
 	sfs_node_forget(fs->table, c, 1);
 	return r;
 }

@@ -131,10 +131,31 @@ void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
 		sfs_index_name_gone(fs, n);
 }
 
+/* A new object built in workdir got nothing from a set-group-ID parent
+ * dirfd: give it the parent's group, and to a directory the bit too, as
+ * creating it in place would have. */
+static int inherit_setgid(int dirfd, int t, const char *tmp, bool is_dir)
+{
+	struct stat pst, st;
+	if (fstat(dirfd, &pst) != 0 ||
+	    fstatat(t, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	if (!(pst.st_mode & S_ISGID))
+		return 0;
+	if (fchownat(t, tmp, (uid_t)-1, pst.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return 0;
+	/* chown cleared set-user-ID and set-group-ID: put the mode back */
+	mode_t mode = (st.st_mode & 07777) | (is_dir ? S_ISGID : 0);
+	return fchmodat(t, tmp, mode, 0) ? -errno : 0;
+}
+
 /* The name holds a whiteout: build the object in workdir and swap it in,
- * so the hidden shared entry never shows in between. */
+ * so the hidden shared entry never shows in between.  fresh: make
+ * creates a new object (not a link to an existing one). */
 static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
-				const char *name, bool is_dir,
+				const char *name, bool is_dir, bool fresh,
 				sfs_make_fn make, void *arg)
 {
 	char tmp[32];
@@ -143,7 +164,9 @@ static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
 	int r = make(t, tmp, arg);
 	if (r < 0)
 		return r;
-	if (is_dir)
+	if (fresh)
+		r = inherit_setgid(dirfd, t, tmp, is_dir);
+	if (r == 0 && is_dir)
 		r = sfs_set_opaque_at(&fs->layers, t, tmp);
 	if (r == 0 && renameat2(t, tmp, dirfd, name, RENAME_EXCHANGE) != 0)
 		r = -errno;
@@ -170,7 +193,8 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	sfs_creds_enter(req, &c);
 	r = make(dirfd, name, arg);
 	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, name)) {
-		r = create_over_whiteout(fs, dirfd, name, is_dir, make, arg);
+		r = create_over_whiteout(fs, dirfd, name, is_dir, true, make,
+					 arg);
 		opaque = is_dir;
 	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
 		/* Fallback whiteout: a new directory must not merge with the
@@ -276,8 +300,8 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 	int dirfd = sfs_node_upper(newparent);
 	r = make_link(dirfd, newname, &a);
 	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, newname))
-		r = create_over_whiteout(fs, dirfd, newname, false, make_link,
-					 &a);
+		r = create_over_whiteout(fs, dirfd, newname, false, false,
+					 make_link, &a);
 	if (r < 0)
 		return r;
 	sfs_node_lookup_inc(fs->table, n);

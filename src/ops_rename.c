@@ -103,12 +103,12 @@ static int rename_local(struct sfs_fs *fs, struct rename_end *src,
 			return -errno;
 		return src->below ? 0 : (unlinkat(sfd, src->name, 0) ? -errno : 0);
 	}
+	/* A whiteout at dst is a name the user deleted: NOREPLACE must not
+	 * see it (do_rename already refused a visible dst). */
+	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
 	if (src->below && fs->layers.rename_whiteout)
 		return renameat2(sfd, src->name, dfd, dst->name,
-				 RENAME_WHITEOUT | (flags & RENAME_NOREPLACE))
-			       ? -errno
-			       : 0;
-	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
+				 RENAME_WHITEOUT | keep) ? -errno : 0;
 	if (renameat2(sfd, src->name, dfd, dst->name, keep) != 0)
 		return -errno;
 	if (src->below)

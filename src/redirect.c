@@ -14,14 +14,21 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *get_str(int dirfd, const char *name, const char *attr)
+/* attr of dirfd/name as a string in *out, NULL when there is none; a
+ * failed read is an error, never "none" (that would send a metadata copy
+ * to the wrong data, or a renamed directory to the wrong contents). */
+static int get_str(int dirfd, const char *name, const char *attr, char **out)
 {
 	char buf[PATH_MAX + 16];
+	*out = NULL;
 	ssize_t n = sfs_getxattr_at(dirfd, name, attr, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return NULL;
+	if (n == 0 || n == -ENODATA || n == -ENOTSUP)
+		return 0;
+	if (n < 0)
+		return (int)n;
 	buf[n] = '\0';
-	return g_strdup(buf);
+	*out = g_strdup(buf);
+	return 0;
 }
 
 /* scratchfs's own record: "LAYER:/path". */
@@ -80,10 +87,16 @@ int sfs_find_lowerdata(struct sfs_fs *fs, struct sfs_node *parent, int pfd,
 		       const char *name, struct sfs_obj *o, char **rel)
 {
 	const struct sfs_xattr_names *xa = &fs->layers.xa;
-	g_autofree char *own = get_str(pfd, name, xa->lowerdata);
+	g_autofree char *own = NULL;
+	g_autofree char *redir = NULL;
+	int r = get_str(pfd, name, xa->lowerdata, &own);
+	if (r < 0)
+		return r;
 	if (own)
 		return from_lowerdata(fs, own, o, rel);
-	g_autofree char *redir = get_str(pfd, name, xa->redirect);
+	r = get_str(pfd, name, xa->redirect, &redir);
+	if (r < 0)
+		return r;
 	if (redir && redir[0] == '/')
 		return from_absolute(fs, redir[1] ? redir + 1 : ".", o, rel);
 	return from_parent(fs, parent, redir ? redir : name, o, rel);
@@ -108,11 +121,12 @@ static int absolute_dirs(struct sfs_fs *fs, const char *path, GArray **dirs)
 int sfs_redirect_dirs(struct sfs_fs *fs, struct sfs_node *parent, int pfd,
 		      const char *name, GArray **dirs)
 {
-	g_autofree char *redir = get_str(pfd, name, fs->layers.xa.redirect);
-	if (!redir)
-		return 0;
+	g_autofree char *redir = NULL;
+	int r = get_str(pfd, name, fs->layers.xa.redirect, &redir);
+	if (r < 0 || !redir)
+		return r;
 	if (redir[0] == '/')
 		return absolute_dirs(fs, redir[1] ? redir + 1 : ".", dirs);
-	int r = sfs_collect_lowerdirs(fs, parent, redir, 0, dirs);
+	r = sfs_collect_lowerdirs(fs, parent, redir, 0, dirs);
 	return r < 0 ? r : 1;
 }

@@ -131,6 +131,9 @@ bool sfs_getxattr_u64(int dirfd, const char *name, const char *attr,
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	/* digits only: strtoull would take " 5" and turn "-5" into 2^64-5 */
+	if (!g_ascii_isdigit(buf[0]))
+		return false;
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(buf, &end, 10);
