@@ -20,6 +20,10 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->read_only = cfg->read_only;
 	fs->writeback = cfg->writeback_cache;
 	fs->no_open = cfg->no_open;
+	fs->mountpoint = g_strdup(cfg->mountpoint);
+	fs->upper_limit = cfg->upper_limit;
+	fs->inode_limit = cfg->upper_inodes;
+	sfs_counters_init(&fs->counters);
 	if (!sfs_layers_open(cfg, &fs->layers, err))
 		return false;
 	fs->table = sfs_table_new();
@@ -42,6 +46,7 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		sfs_table_free(fs->table);
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
+	g_free(fs->mountpoint);
 	g_rec_mutex_clear(&fs->ns_lock);
 }
 

@@ -13,6 +13,8 @@
 #include "ops.h"
 #include "options.h"
 #include "reclaim.h"
+#include "status_cmd.h"
+#include "fsck.h"
 
 #include <fuse_lowlevel.h>
 #include <stdio.h>
@@ -123,7 +125,7 @@ static int run(struct sfs_config *cfg)
 				"in /etc/fuse.conf when not run as root\n");
 		return SFS_EXIT_USAGE;
 	}
-	sfs_log_init(false, cfg->debug);
+	sfs_log_init(false, cfg->loglevel);
 	raise_fd_limit();
 	/* The kernel has applied the caller's umask to every mode it sends;
 	 * the daemon's own must not apply a second time. */
@@ -162,6 +164,8 @@ static int run(struct sfs_config *cfg)
 	fs.reclaim = NULL;
 	sfs_notifier_stop(fs.notifier);
 	fs.notifier = NULL;
+	g_autofree char *totals = sfs_counters_summary(&fs.counters);
+	sfs_notice("%s: %s", cfg->mountpoint, totals);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -187,6 +191,10 @@ int main(int argc, char **argv)
 	else if (cfg.action == SFS_ACTION_VERSION)
 		printf("scratchfs %s (libfuse %s)\n", PACKAGE_VERSION,
 		       fuse_pkgversion());
+	else if (cfg.action == SFS_ACTION_STATUS)
+		code = sfs_status_command(&cfg, stdout);
+	else if (cfg.action == SFS_ACTION_FSCK)
+		code = sfs_fsck_command(&cfg);
 	else if (!sfs_config_validate(&cfg, &err))
 		code = fail(err);
 	else
