@@ -6,6 +6,7 @@
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
+#include "usage.h"
 
 #include <string.h>
 
@@ -24,7 +25,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->upper_limit = cfg->upper_limit;
 	fs->inode_limit = cfg->upper_inodes;
 	sfs_counters_init(&fs->counters);
-	if (!sfs_layers_open(cfg, &fs->layers, err))
+	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
 	fs->table = sfs_table_new();
 	struct sfs_node *root = sfs_root_node(fs, err);

@@ -7,6 +7,7 @@
 #include "objref.h"
 #include "ops.h"
 #include "sys.h"
+#include "usage.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -170,9 +171,12 @@ void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	/* Space is the local layer's: that is where every write lands. */
+	struct sfs_fs *fs = sfs_req_fs(req);
 	struct statvfs sv;
-	if (fstatvfs(sfs_req_fs(req)->layers.upper.fd, &sv) != 0)
+	if (fstatvfs(fs->layers.upper.fd, &sv) != 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_statfs(req, &sv);
+		return;
+	}
+	sfs_usage_statfs(fs, &sv);
+	fuse_reply_statfs(req, &sv);
 }
