@@ -1,7 +1,15 @@
 /* fsck.h - `scratchfs --fsck [--repair]`: check an unmounted local layer.
  *
- * Exit status: 0 clean, 1 problems found and all repaired, 4 problems
- * left (or the check itself failed: unreadable layer, mounted layer). */
+ * Findings, one line each on stdout:
+ *   problem: WHERE: WHAT          left as it is (no --repair, or no safe fix)
+ *   repaired: WHERE: WHAT; DONE   fixed by --repair
+ *   note: WHERE: WHAT             worth knowing, not wrong
+ * Exit status: 0 clean (notes only), 1 every problem repaired, 4 problems
+ * left, 8 the check could not run (layer mounted, unreadable).
+ *
+ * A running scratchfs holds a shared flock on workdir (fs.c); the check
+ * takes it exclusively, so neither runs while the other does.
+ */
 #pragma once
 
 #include "options.h"
@@ -10,6 +18,16 @@ enum sfs_fsck_exit {
 	SFS_FSCK_CLEAN = 0,
 	SFS_FSCK_REPAIRED = 1,
 	SFS_FSCK_PROBLEMS = 4,
+	SFS_FSCK_FAILED = 8,
 };
 
+/* The xattr --repair puts on a metadata-only copy whose shared data is
+ * gone (under trusted. or user., like the other private names): reads
+ * of it fail with EIO instead of returning the sparse local file. */
+#define SFS_LOST_XATTR "scratchfs.lost"
+
 int sfs_fsck_command(const struct sfs_config *cfg);
+
+/* The daemon's side of the lock: a shared flock on workdir.  Returns the
+ * fd holding it, or -errno (-EWOULDBLOCK while a check runs). */
+int sfs_workdir_lock(const char *workdir);
