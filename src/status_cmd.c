@@ -104,9 +104,18 @@ static const struct metric metrics[] = {
 	  "Nodes the kernel was asked to forget to give file descriptors back.", false },
 };
 
+/* "512 B", "1.5 MiB" (glib's own separates with a no-break space). */
 static char *human_size(uint64_t v)
 {
-	return g_format_size_full(v, G_FORMAT_SIZE_IEC_UNITS);
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double x = (double)v;
+	size_t u = 0;
+	while (x >= 1024 && u + 1 < G_N_ELEMENTS(units)) {
+		x /= 1024;
+		u++;
+	}
+	return u ? g_strdup_printf("%.1f %s", x, units[u])
+		 : g_strdup_printf("%" PRIu64 " B", v);
 }
 
 static char *human_duration(uint64_t s)
