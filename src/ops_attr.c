@@ -60,15 +60,23 @@ static int set_times(int fd, const struct stat *attr, int valid)
 	return utimensat(fd, "", tv, AT_EMPTY_PATH) ? -errno : 0;
 }
 
-static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
+/* Growing a file leaves a hole (nothing to reserve); shrinking it gives
+ * blocks back to the local layer's count. */
+static int truncate_node(struct sfs_fs *fs, int opath,
+			 struct fuse_file_info *fi, off_t size)
 {
-	if (sfs_fd_from_fh(fi) >= 0)
-		return ftruncate(sfs_fd_from_fh(fi), size) ? -errno : 0;
-	int fd = sfs_reopen(opath, O_WRONLY);
+	int fd = sfs_fd_from_fh(fi);
+	bool own = fd < 0;
+	if (own)
+		fd = sfs_reopen(opath, O_WRONLY);
 	if (fd < 0)
 		return fd;
+	struct sfs_charge ch;
+	sfs_usage_begin(fs, fd, size, 0, &ch);
 	int r = ftruncate(fd, size) ? -errno : 0;
-	close(fd);
+	sfs_usage_end(fs, &ch);
+	if (own)
+		close(fd);
 	return r;
 }
 
@@ -96,7 +104,7 @@ static int apply_setattr(struct sfs_fs *fs, struct sfs_node *n,
 			return -errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		int r = truncate_node(fd, fi, attr->st_size);
+		int r = truncate_node(fs, fd, fi, attr->st_size);
 		if (r < 0)
 			return r;
 	}

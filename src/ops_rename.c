@@ -15,6 +15,7 @@
 #include "lower.h"
 #include "ops.h"
 #include "readdir.h"
+#include "usage.h"
 #include "whiteout.h"
 
 #include <fcntl.h>
@@ -146,13 +147,20 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 		r = opaque_over_shared_dir(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
 		r = opaque_over_shared_dir(fs, dst->node, src->below);
-	struct sfs_node *last = NULL;
+	struct sfs_last_name last = { NULL };
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
-		last = sfs_last_name_pin(fs, sfs_node_upper(dst->parent),
-					     dst->name);
-	if (r == 0)
+		sfs_last_name_pin(fs, sfs_node_upper(dst->parent), dst->name,
+				  &last);
+	/* A whiteout left at the source is a new inode. */
+	bool wh = src->below && !(flags & RENAME_EXCHANGE);
+	if (r == 0 && wh)
+		r = sfs_usage_reserve(fs, 0, 1);
+	if (r == 0) {
 		r = rename_local(fs, src, dst, flags);
-	sfs_last_name_retire(fs, last, r == 0);
+		if (wh)
+			sfs_whiteout_made(fs, r);
+	}
+	sfs_last_name_retire(fs, &last, r == 0);
 	if (r < 0)
 		return r;
 	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);

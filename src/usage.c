@@ -97,7 +97,20 @@ int sfs_usage_reserve(struct sfs_fs *fs, int64_t bytes, int64_t inodes)
 	return 0;
 }
 
-int sfs_usage_begin(struct sfs_fs *fs, int fd, off_t end,
+/* Blocks a write of len at off may allocate: past the end of the file,
+ * and inside it as far as the file has holes (a metadata-only copy being
+ * filled is all hole). */
+static int64_t estimate(const struct stat *st, off_t off, off_t len)
+{
+	int64_t size = sfs_usage_round(st->st_size);
+	int64_t end = sfs_usage_round(off + len);
+	int64_t past = MAX(end - size, 0);
+	int64_t holes = MAX(size - sfs_alloc_bytes(st), 0);
+	int64_t inside = MIN(end, size) - MIN((int64_t)off & ~4095, size);
+	return past + MIN(MAX(inside, 0), holes);
+}
+
+int sfs_usage_begin(struct sfs_fs *fs, int fd, off_t off, off_t len,
 		    struct sfs_charge *c)
 {
 	struct stat st;
@@ -107,8 +120,7 @@ int sfs_usage_begin(struct sfs_fs *fs, int fd, off_t end,
 	if (fstat(fd, &st) != 0)
 		return 0; /* the change itself will report the problem */
 	c->before = sfs_alloc_bytes(&st);
-	if (end > st.st_size)
-		c->reserved = sfs_usage_round(end) - sfs_usage_round(st.st_size);
+	c->reserved = len > 0 ? estimate(&st, off, len) : 0;
 	int r = sfs_usage_reserve(fs, c->reserved, 0);
 	if (r < 0)
 		c->reserved = 0;
@@ -128,7 +140,17 @@ void sfs_usage_end(struct sfs_fs *fs, struct sfs_charge *c)
 void sfs_usage_settle(struct sfs_fs *fs, int64_t reserved,
 		      const struct stat *st)
 {
-	sfs_usage_add(fs, sfs_alloc_bytes(st) - reserved, 0);
+	if (st)
+		sfs_usage_add(fs, sfs_alloc_bytes(st) - reserved, 0);
+}
+
+int sfs_whiteout_made(struct sfs_fs *fs, int r)
+{
+	if (r == 0)
+		sfs_count_add(&fs->counters.whiteouts, 1);
+	else
+		sfs_usage_add(fs, 0, -1);
+	return r;
 }
 
 void sfs_usage_name_removed(struct sfs_fs *fs, const struct stat *st)

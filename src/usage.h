@@ -41,22 +41,26 @@ static inline int64_t sfs_usage_round(int64_t size)
 	return (size + 4095) & ~(int64_t)4095;
 }
 
-/* A change to the open file fd that may make it `end` bytes long:
- * reserve the growth (begin), then charge what it really allocated
+/* A change to the open file fd that writes `len` bytes at `off`:
+ * reserve what it may allocate (begin), then charge what it really did
  * (end).  begin returns -ENOSPC (nothing to end) or 0. */
 struct sfs_charge {
 	int fd;
 	int64_t reserved;
 	int64_t before;  /* allocated bytes before, -1 unknown */
 };
-int sfs_usage_begin(struct sfs_fs *fs, int fd, off_t end,
+int sfs_usage_begin(struct sfs_fs *fs, int fd, off_t off, off_t len,
 		    struct sfs_charge *c);
 void sfs_usage_end(struct sfs_fs *fs, struct sfs_charge *c);
 
-/* A new object dirfd/name was made after reserving `reserved` bytes and
- * one inode: charge what it really holds. */
+/* A new object was made after reserving `reserved` bytes and one inode:
+ * charge what it really holds (st), or keep the estimate (st NULL). */
 void sfs_usage_settle(struct sfs_fs *fs, int64_t reserved,
 		      const struct stat *st);
+
+/* A whiteout was made (r == 0; its inode was reserved) or not (the
+ * reservation goes back).  Returns r. */
+int sfs_whiteout_made(struct sfs_fs *fs, int r);
 
 /* dirfd/name (stat st) is about to lose a name: if it is the last one,
  * its inode and blocks go back once the removal succeeded. */

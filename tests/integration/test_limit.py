@@ -257,7 +257,7 @@ class LimitTest(sfs.TestCase):
                      self.layers.mnt], env=env, check=False)
         sfs.force_umount(self.layers.mnt)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(json.loads(p.stdout)["upper_bytes_limit"], int(0.95 * (1 << 30)))
+        self.assertEqual(json.loads(p.stdout)["upper_bytes_limit"], round(0.95 * (1 << 30)))
         env["SCRATCH_LOCAL_SIZE"] = "lots"
         p = sfs.run(["sh", entry, "true"], env=env, check=False)
         self.assertEqual(p.returncode, 1)
