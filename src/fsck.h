@@ -21,11 +21,6 @@ enum sfs_fsck_exit {
 	SFS_FSCK_FAILED = 8,
 };
 
-/* The xattr --repair puts on a metadata-only copy whose shared data is
- * gone (under trusted. or user., like the other private names): reads
- * of it fail with EIO instead of returning the sparse local file. */
-#define SFS_LOST_XATTR "scratchfs.lost"
-
 int sfs_fsck_command(const struct sfs_config *cfg);
 
 /* The daemon's side of the lock: a shared flock on workdir.  Returns the

@@ -152,6 +152,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 #define XA(field, name) x->field = xa_name(ns, name)
 	XA(opaque, "overlay.opaque");
 	XA(metacopy, "overlay.metacopy");
+	XA(lost, SFS_LOST_XATTR);
 	XA(redirect, "overlay.redirect");
 	XA(ino, "scratchfs.ino");
 	XA(lowerdata, "scratchfs.lowerdata");

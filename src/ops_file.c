@@ -82,6 +82,8 @@ static int open_for_write(struct sfs_fs *fs, struct sfs_node *n, int flags)
 
 static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
+	if (n->data_lost)
+		return -EIO; /* the sparse local file would read as zeros */
 	flags = real_flags(fs, flags);
 	return wants_write(flags) ? open_for_write(fs, n, flags)
 				  : open_for_read(fs, n, flags);

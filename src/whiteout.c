@@ -102,6 +102,11 @@ bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
 	return sfs_getxattr_at(dirfd, name, l->xa.metacopy, NULL, 0) >= 0;
 }
 
+bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name)
+{
+	return sfs_getxattr_at(dirfd, name, l->xa.lost, NULL, 0) >= 0;
+}
+
 int sfs_set_opaque(const struct sfs_layers *l, int fd)
 {
 	return sfs_setxattr_fd(fd, l->xa.opaque, "y", 1, 0);

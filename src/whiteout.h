@@ -54,6 +54,9 @@ int sfs_set_opaque(const struct sfs_layers *l, int dir_opath_fd);
 /* The same for the directory dirfd/name. */
 int sfs_set_opaque_at(const struct sfs_layers *l, int dirfd, const char *name);
 
+/* Was dirfd/name marked as having lost its shared data (fsck.h)? */
+bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name);
+
 /* Does dirfd/name carry the metacopy xattr (a local file whose data is
  * still in a shared layer, copyup.h)? */
 bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,

@@ -222,7 +222,7 @@ class FsckTest(sfs.TestCase):
         m = self.mount(check_lower=False)
         child = subprocess.Popen([sys.executable, "-c",
                                   "import sys; open(sys.argv[1], 'ab').write(b'+')",
-                                  m.M("big")])
+                                  m.M("big")], stderr=subprocess.DEVNULL)
         tmp = os.path.join(self.layers.work, "work")
         seen = sfs.wait_for(lambda: os.listdir(tmp), timeout=20, interval=0.001)
         m.kill9()
