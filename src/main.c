@@ -156,7 +156,7 @@ static int run(struct sfs_config *cfg)
 	sfs_creds_init();
 	fs.notifier = sfs_notifier_start(se);
 	fs.reclaim = sfs_reclaim_start(se, fs.table, fs.layers.upper.fd,
-				       fd_limit());
+				       fd_limit(), &fs.counters.fd_reclaims);
 	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean, requested end. */
 	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
