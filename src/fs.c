@@ -2,22 +2,18 @@
 #include "config.h"
 
 #include "fs.h"
-#include "fsck.h"
 #include "log.h"
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
 #include "usage.h"
 
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 		 GError **err)
 {
 	memset(fs, 0, sizeof(*fs));
-	fs->lock_fd = -1;
 	g_rec_mutex_init(&fs->ns_lock);
 	g_mutex_init(&fs->dirs_lock);
 	fs->timeout = cfg->timeout;
@@ -29,15 +25,6 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->upper_limit = cfg->upper_limit;
 	fs->inode_limit = cfg->upper_inodes;
 	sfs_counters_init(&fs->counters);
-	/* Before the workdir is cleaned: --fsck may be reading it. */
-	fs->lock_fd = sfs_workdir_lock(cfg->workdir);
-	if (fs->lock_fd < 0) {
-		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER, "workdir %s: %s",
-			    cfg->workdir, fs->lock_fd == -EWOULDBLOCK
-				    ? "scratchfs --fsck is checking this layer"
-				    : g_strerror(-fs->lock_fd));
-		return false;
-	}
 	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
 	fs->table = sfs_table_new();
@@ -61,8 +48,6 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
 	g_free(fs->mountpoint);
-	if (fs->lock_fd >= 0)
-		close(fs->lock_fd);
 	g_rec_mutex_clear(&fs->ns_lock);
 }
 

@@ -16,7 +16,6 @@ struct sfs_fs {
 	struct sfs_layers layers;
 	struct sfs_counters counters;
 	char *mountpoint;
-	int lock_fd;          /* shared flock on workdir while mounted (fsck.h) */
 	guint64 upper_limit;  /* bytes the local layer may hold, 0 = any */
 	guint64 inode_limit;  /* inodes it may hold, 0 = any */
 	struct sfs_table *table;

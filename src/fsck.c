@@ -569,19 +569,6 @@ static bool kernel_overlay_uses(const char *dir)
 	return false;
 }
 
-int sfs_workdir_lock(const char *workdir)
-{
-	int fd = open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
 static int open_dir(const char *path, const char *what)
 {
 	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -7,7 +7,7 @@
  * Exit status: 0 clean (notes only), 1 every problem repaired, 4 problems
  * left, 8 the check could not run (layer mounted, unreadable).
  *
- * A running scratchfs holds a shared flock on workdir (fs.c); the check
+ * A running scratchfs holds a shared flock on workdir (layers.c); the check
  * takes it exclusively, so neither runs while the other does.
  */
 #pragma once
@@ -22,7 +22,3 @@ enum sfs_fsck_exit {
 };
 
 int sfs_fsck_command(const struct sfs_config *cfg);
-
-/* The daemon's side of the lock: a shared flock on workdir.  Returns the
- * fd holding it, or -errno (-EWOULDBLOCK while a check runs). */
-int sfs_workdir_lock(const char *workdir);

@@ -41,6 +41,7 @@ struct sfs_layers {
 	int work_fd;   /* workdir root */
 	int tmp_fd;    /* workdir/work: copy-ups are built here */
 	int index_fd;  /* workdir/index: shared-layer hardlinks, see index.h */
+	int lock_fd;   /* workdir, flock'ed shared while mounted (fsck.h) */
 	struct sfs_xattr_names xa;
 	bool mknod_whiteout;  /* char 0/0 whiteouts can be created */
 	bool rename_whiteout; /* renameat2(RENAME_WHITEOUT) works on upper */
