@@ -31,21 +31,6 @@ def status(mnt):
     return json.loads(p.stdout)
 
 
-def allocated(*roots):
-    """What du counts below roots (the roots themselves aside)."""
-    seen, total, inodes = set(), 0, 0
-    for root in roots:
-        for dp, dns, fns in os.walk(root):
-            for n in dns + fns:
-                st = os.lstat(os.path.join(dp, n))
-                if st.st_ino in seen:
-                    continue
-                seen.add(st.st_ino)
-                total += st.st_blocks * 512
-                inodes += 1
-    return total, inodes
-
-
 def make_wheel(path, name, payload):
     """A minimal pure-python wheel holding `payload` bytes of random data."""
     files = {"%s/__init__.py" % name: b"VALUE = 42\n",
@@ -173,7 +158,7 @@ class LimitTest(sfs.TestCase):
         os.rename(m.M("new/big"), m.M("new/d/big"))
         before = status(m.mnt)
         m.umount()
-        du = allocated(self.layers.upper, self.layers.work)
+        du = sfs.du(self.layers.upper, self.layers.work)
         self.assertEqual((before["upper_bytes"], before["upper_inodes"]), du)
         m = self.mount(upper_limit="100M")
         after = status(m.mnt)
