@@ -116,6 +116,13 @@ static bool allow_other_permitted(void)
 	return false;
 }
 
+/* One line at unmount with what the mount did (counters.h). */
+static void log_totals(struct sfs_fs *fs, const struct sfs_config *cfg)
+{
+	g_autofree char *totals = sfs_counters_summary(&fs->counters);
+	sfs_notice("%s: %s", cfg->mountpoint, totals);
+}
+
 static int run(struct sfs_config *cfg)
 {
 	GError *err = NULL;
@@ -164,8 +171,7 @@ static int run(struct sfs_config *cfg)
 	fs.reclaim = NULL;
 	sfs_notifier_stop(fs.notifier);
 	fs.notifier = NULL;
-	g_autofree char *totals = sfs_counters_summary(&fs.counters);
-	sfs_notice("%s: %s", cfg->mountpoint, totals);
+	log_totals(&fs, cfg);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -147,7 +147,7 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 		r = opaque_over_shared_dir(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
 		r = opaque_over_shared_dir(fs, dst->node, src->below);
-	struct sfs_last_name last = { NULL };
+	struct sfs_last_name last = { .node = NULL };
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
 		sfs_last_name_pin(fs, sfs_node_upper(dst->parent), dst->name,
 				  &last);
