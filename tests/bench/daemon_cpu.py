@@ -5,6 +5,7 @@ the time a command takes).
 
     unshare -m sh -c 'mount --make-rprivate / && \
         python3 tests/bench/daemon_cpu.py REPS BEFORE_BIN AFTER_BIN [CACHE]'
+    (DAEMON_CPU_SHARED=1: the cache in the shared layer instead)
 
 Per repetition (the order of the two builds alternates): a fresh mount
 whose local layer holds a copy of CACHE (default: the cache make bench
@@ -21,6 +22,9 @@ import sys
 import time
 
 BASE = "/var/tmp/scratchfs-daemon-cpu"
+# DAEMON_CPU_SHARED=1: the cache is in the shared layer, so every link
+# first copies the file up (metadata only), as `seedlink` in make bench.
+SHARED = os.environ.get("DAEMON_CPU_SHARED") == "1"
 
 
 def cpu_seconds(pid):
@@ -32,7 +36,8 @@ def one(binary, cache, res):
     shutil.rmtree(BASE, ignore_errors=True)
     for d in ("lower", "upper", "work", "mnt"):
         os.makedirs(os.path.join(BASE, d))
-    subprocess.run(["cp", "-a", cache, BASE + "/upper/cache"], check=True)
+    where = "lower" if SHARED else "upper"
+    subprocess.run(["cp", "-a", cache, BASE + "/%s/cache" % where], check=True)
     mnt = BASE + "/mnt"
     p = subprocess.Popen([binary, "-f", "-o", "lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work"
                           % (BASE, BASE, BASE), mnt], stderr=subprocess.DEVNULL)
