@@ -335,9 +335,11 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	if (r < 0)
 		return r;
 	if (is_dir) {
+		int gone = 0;
 		r = sfs_dir_check_empty(fs, n);
 		if (r == 0 && sfs_node_upper(n) >= 0)
-			r = sfs_clear_whiteouts(sfs_node_upper(n));
+			r = sfs_clear_whiteouts(sfs_node_upper(n), &gone);
+		sfs_usage_add(fs, 0, -gone);
 		if (r < 0)
 			return r;
 	}

@@ -81,18 +81,24 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 					       dst->node);
 		return r;
 	}
+	int gone = 0;
 	int r = sfs_dir_check_empty(fs, dst->node);
 	if (r == 0 && sfs_node_upper(dst->node) >= 0)
-		r = sfs_clear_whiteouts(sfs_node_upper(dst->node));
+		r = sfs_clear_whiteouts(sfs_node_upper(dst->node), &gone);
+	sfs_usage_add(fs, 0, -gone);
 	return r;
 }
 
-/* Move src to dst in the local layer; leave a whiteout at src if needed. */
+/* Move src to dst in the local layer; leave a whiteout at src if needed.
+ * *made counts whiteouts created at src, *gone the one replaced at dst
+ * (for the local layer's inode count). */
 static int rename_local(struct sfs_fs *fs, struct rename_end *src,
-			struct rename_end *dst, unsigned int flags)
+			struct rename_end *dst, unsigned int flags, int *made,
+			int *gone)
 {
 	int sfd = sfs_node_upper(src->parent);
 	int dfd = sfs_node_upper(dst->parent);
+	*made = *gone = 0;
 	if (flags & RENAME_EXCHANGE)
 		return renameat2(sfd, src->name, dfd, dst->name, flags) ? -errno
 									 : 0;
@@ -102,19 +108,28 @@ static int rename_local(struct sfs_fs *fs, struct rename_end *src,
 		 * exchange them, then keep or drop the whiteout at src. */
 		if (renameat2(sfd, src->name, dfd, dst->name, RENAME_EXCHANGE))
 			return -errno;
-		return src->below ? 0 : (unlinkat(sfd, src->name, 0) ? -errno : 0);
+		if (src->below)
+			return 0; /* the whiteout moved to src */
+		*gone = 1;
+		return unlinkat(sfd, src->name, 0) ? -errno : 0;
 	}
-	if (src->below && fs->layers.rename_whiteout)
-		return renameat2(sfd, src->name, dfd, dst->name,
-				 RENAME_WHITEOUT | (flags & RENAME_NOREPLACE))
-			       ? -errno
-			       : 0;
+	if (src->below && fs->layers.rename_whiteout) {
+		if (renameat2(sfd, src->name, dfd, dst->name,
+			      RENAME_WHITEOUT | (flags & RENAME_NOREPLACE)))
+			return -errno;
+		*made = 1;
+		*gone = onto_whiteout;
+		return 0;
+	}
 	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
 	if (renameat2(sfd, src->name, dfd, dst->name, keep) != 0)
 		return -errno;
-	if (src->below)
-		return sfs_whiteout_create(&fs->layers, sfd, src->name);
-	return 0;
+	*gone = onto_whiteout;
+	if (!src->below)
+		return 0;
+	int r = sfs_whiteout_create(&fs->layers, sfd, src->name);
+	*made = r == 0;
+	return r;
 }
 
 static int do_rename(struct sfs_fs *fs, struct rename_end *src,
@@ -151,14 +166,15 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
 		sfs_last_name_pin(fs, sfs_node_upper(dst->parent), dst->name,
 				  &last);
-	/* A whiteout left at the source is a new inode. */
-	bool wh = src->below && !(flags & RENAME_EXCHANGE);
+	/* A whiteout left at the source may be a new inode. */
+	int wh = src->below && !(flags & RENAME_EXCHANGE);
 	if (r == 0 && wh)
 		r = sfs_usage_reserve(fs, 0, 1);
 	if (r == 0) {
-		r = rename_local(fs, src, dst, flags);
-		if (wh)
-			sfs_whiteout_made(fs, r);
+		int made, gone;
+		r = rename_local(fs, src, dst, flags, &made, &gone);
+		sfs_count_add(&fs->counters.whiteouts, (uint64_t)made);
+		sfs_usage_add(fs, 0, made - gone - wh);
 	}
 	sfs_last_name_retire(fs, &last, r == 0);
 	if (r < 0)

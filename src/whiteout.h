@@ -62,5 +62,6 @@ bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name);
 bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
 			const char *name);
 
-/* Empty a local directory that holds only whiteouts (before rmdir). */
-int sfs_clear_whiteouts(int dir_opath_fd);
+/* Empty a local directory that holds only whiteouts (before rmdir);
+ * *removed counts the whiteouts removed. */
+int sfs_clear_whiteouts(int dir_opath_fd, int *removed);

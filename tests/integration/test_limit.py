@@ -140,6 +140,9 @@ class LimitTest(sfs.TestCase):
         L = self.layers.L
         for i in range(20):
             write_file(L("pkg/f%d" % i), os.urandom(i * 1000))
+        for n in ("olddir/a", "olddir/b", "x", "ren_src"):
+            write_file(L(n), b"shared")
+        os.mkdir(L("ed"))
         m = self.mount(upper_limit="100M")
         for i in range(20):
             p = m.M("pkg/f%d" % i)
@@ -152,6 +155,18 @@ class LimitTest(sfs.TestCase):
                 os.link(p, m.M("pkg/l%d" % i))
             else:
                 os.unlink(p)
+        # Whiteouts that come and go: a directory emptied of shared names
+        # and removed, renames that leave one or land on one.
+        for n in ("a", "b"):
+            os.unlink(m.M("olddir", n))
+        os.rmdir(m.M("olddir"))
+        os.unlink(m.M("x"))
+        write_file(m.M("y"), b"y")
+        os.rename(m.M("y"), m.M("x"))
+        os.rename(m.M("ren_src"), m.M("ren_dst"))
+        os.rmdir(m.M("ed"))
+        os.mkdir(m.M("ld"))
+        os.rename(m.M("ld"), m.M("ed"))
         write_file(m.M("new/big"), os.urandom(300 * K))
         os.truncate(m.M("new/big"), 100 * K)
         os.mkdir(m.M("new/d"))
