@@ -113,15 +113,16 @@ static int rename_local(struct sfs_fs *fs, struct rename_end *src,
 		*gone = 1;
 		return unlinkat(sfd, src->name, 0) ? -errno : 0;
 	}
+	/* A whiteout at dst is a free name: NOREPLACE does not apply. */
+	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
 	if (src->below && fs->layers.rename_whiteout) {
 		if (renameat2(sfd, src->name, dfd, dst->name,
-			      RENAME_WHITEOUT | (flags & RENAME_NOREPLACE)))
+			      RENAME_WHITEOUT | keep))
 			return -errno;
 		*made = 1;
 		*gone = onto_whiteout;
 		return 0;
 	}
-	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
 	if (renameat2(sfd, src->name, dfd, dst->name, keep) != 0)
 		return -errno;
 	*gone = onto_whiteout;
