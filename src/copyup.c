@@ -10,6 +10,7 @@
 #include "lower.h"
 #include "objref.h"
 #include "readdir.h"
+#include "usage.h"
 #include "whiteout.h"
 #include "xattr.h"
 
@@ -220,12 +221,70 @@ static int build_and_rename(struct copy_up *c)
 	return r;
 }
 
+/* The node's path in the mount, for the log (names may change under a
+ * rename, which the namespace lock held here keeps out). */
+static char *node_path(const struct sfs_node *n)
+{
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
+	for (; n && n->parent; n = n->parent)
+		g_ptr_array_add(names, n->name);
+	GString *s = g_string_new(NULL);
+	for (guint i = names->len; i > 0; i--)
+		g_string_append_printf(s, "/%s", (char *)names->pdata[i - 1]);
+	if (s->len == 0)
+		g_string_append_c(s, '/');
+	return g_string_free(s, FALSE);
+}
+
+/* Count a copy-up (or a metadata-only copy's fill) that copied `bytes`
+ * of file data, and at loglevel=info say what, why and how much. */
+static void account(struct sfs_fs *fs, const struct sfs_node *n,
+		    int64_t bytes)
+{
+	struct sfs_counters *k = &fs->counters;
+	if (bytes > 0) {
+		sfs_count_add(&k->copyups_data, 1);
+		sfs_count_add(&k->copyup_bytes, (uint64_t)bytes);
+	} else {
+		sfs_count_add(&k->copyups_meta, 1);
+	}
+	if (!sfs_log_info_enabled())
+		return;
+	g_autofree char *path = node_path(n);
+	if (bytes > 0)
+		sfs_info("copy-up (%s): %s, %" PRId64 " bytes",
+			 sfs_request_reason(), path, bytes);
+	else
+		sfs_info("copy-up (%s): %s, metadata only",
+			 sfs_request_reason(), path);
+}
+
+/* Bytes of file data a copy will hold; the local layer's count reserves
+ * them (and the inode) before anything is built. */
+static int64_t data_bytes(const struct copy_up *c)
+{
+	if (!S_ISREG(c->st.st_mode) || c->mode == SFS_COPY_EMPTY)
+		return 0;
+	bool meta = c->mode == SFS_COPY_META && c->fs->metacopy &&
+		    c->st.st_size > 0;
+	return meta ? 0 : c->st.st_size;
+}
+
+static int64_t size_estimate(const struct copy_up *c)
+{
+	if (S_ISDIR(c->st.st_mode))
+		return sfs_usage_round(1);
+	return sfs_usage_round(data_bytes(c));
+}
+
 /* The copy is in place: the node gets its local object. */
-static void publish(struct copy_up *c, bool shared_links)
+static void publish(struct copy_up *c, bool shared_links, int64_t reserved)
 {
 	struct sfs_fs *fs = c->fs;
 	struct stat ust;
-	fstatat(c->obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (fstatat(c->obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
+		sfs_usage_settle(fs, reserved, &ust);
+	account(fs, c->n, data_bytes(c));
 	g_atomic_int_set(&c->n->metacopy, c->meta);
 	if (shared_links)
 		sfs_index_add(fs, c->n, c->obj, c->st.st_nlink);
@@ -255,10 +314,16 @@ static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
 		if (r != -ENOENT)
 			return r; /* 0: n is local now, maybe metadata only */
 	}
+	int64_t est = size_estimate(&c);
+	int r = sfs_usage_reserve(fs, est, 1);
+	if (r < 0)
+		return r;
 	sfs_tmp_name(&fs->layers, c.tmp);
-	int r = build_and_rename(&c);
+	r = build_and_rename(&c);
 	if (r == 0)
-		publish(&c, shared_links);
+		publish(&c, shared_links, est);
+	else
+		sfs_usage_add(fs, -est, -1);
 	return r;
 }
 
@@ -273,10 +338,19 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 	int r = sfs_node_stat_lowerdata(fs, n, &lst);
 	if (r == 0 && fstat(fd, &ust) != 0)
 		r = -errno;
-	if (r == 0 && ftruncate(fd, mode == SFS_COPY_EMPTY ? 0 : lst.st_size))
+	off_t size = mode == SFS_COPY_EMPTY ? 0 : lst.st_size;
+	struct sfs_charge ch;
+	if (r == 0)
+		r = sfs_usage_begin(fs, fd, 0, size, &ch);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (ftruncate(fd, size))
 		r = -errno;
 	if (r == 0 && mode != SFS_COPY_EMPTY)
 		r = copy_file_contents(fs, n, fd, lst.st_size);
+	sfs_usage_end(fs, &ch);
 	/* Filling in the data is not a change the user made. */
 	struct timespec times[2] = { ust.st_atim, ust.st_mtim };
 	if (r == 0 && futimens(fd, times) != 0)
@@ -288,6 +362,8 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 		fremovexattr(fd, fs->layers.xa.lowerdata);
 		fremovexattr(fd, fs->layers.xa.redirect);
 		g_atomic_int_set(&n->metacopy, 0);
+		if (size > 0)
+			account(fs, n, size);
 	}
 	close(fd);
 	return r;

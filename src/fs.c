@@ -6,6 +6,7 @@
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
+#include "usage.h"
 
 #include <string.h>
 
@@ -20,7 +21,11 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->read_only = cfg->read_only;
 	fs->writeback = cfg->writeback_cache;
 	fs->no_open = cfg->no_open;
-	if (!sfs_layers_open(cfg, &fs->layers, err))
+	fs->mountpoint = g_strdup(cfg->mountpoint);
+	fs->upper_limit = cfg->upper_limit;
+	fs->inode_limit = cfg->upper_inodes;
+	sfs_counters_init(&fs->counters);
+	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
 	fs->table = sfs_table_new();
 	struct sfs_node *root = sfs_root_node(fs, err);
@@ -42,6 +47,7 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		sfs_table_free(fs->table);
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
+	g_free(fs->mountpoint);
 	g_rec_mutex_clear(&fs->ns_lock);
 }
 

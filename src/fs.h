@@ -1,6 +1,7 @@
 /* fs.h - the mounted filesystem's state, shared by all modules. */
 #pragma once
 
+#include "counters.h"
 #include "layers.h"
 #include "node.h"
 
@@ -13,6 +14,10 @@ struct sfs_config;
 
 struct sfs_fs {
 	struct sfs_layers layers;
+	struct sfs_counters counters;
+	char *mountpoint;
+	guint64 upper_limit;  /* bytes the local layer may hold, 0 = any */
+	guint64 inode_limit;  /* inodes it may hold, 0 = any */
 	struct sfs_table *table;
 	double timeout;
 	bool metacopy;

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -116,6 +117,20 @@ static int ensure_dir(int dirfd, const char *name)
 static bool open_workdir(struct sfs_layers *l, const char *path,
 			 GError **err)
 {
+	/* Held shared while mounted; scratchfs --fsck takes it exclusively
+	 * (fsck.h).  Taken before the cleanup below: a check may be reading
+	 * what it would remove. */
+	l->lock_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->lock_fd < 0)
+		goto fail;
+	if (flock(l->lock_fd, LOCK_SH | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK)
+			goto fail;
+		g_set_error(err, SFS_ERROR, SFS_EXIT_LAYER,
+			    "workdir %s: scratchfs --fsck is checking this layer",
+			    path);
+		return false;
+	}
 	l->work_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (l->work_fd < 0)
 		goto fail;
@@ -152,6 +167,7 @@ static void set_xattr_names(struct sfs_layers *l, bool trusted)
 #define XA(field, name) x->field = xa_name(ns, name)
 	XA(opaque, "overlay.opaque");
 	XA(metacopy, "overlay.metacopy");
+	XA(lost, SFS_LOST_XATTR);
 	XA(redirect, "overlay.redirect");
 	XA(ino, "scratchfs.ino");
 	XA(lowerdata, "scratchfs.lowerdata");
@@ -201,7 +217,7 @@ bool sfs_layers_open(const struct sfs_config *cfg, struct sfs_layers *l,
 {
 	memset(l, 0, sizeof(*l));
 	l->upper.fd = l->upper.mount_fd = -1;
-	l->work_fd = l->tmp_fd = l->index_fd = -1;
+	l->work_fd = l->tmp_fd = l->index_fd = l->lock_fd = -1;
 	if (!open_layer(&l->upper, cfg->upperdir, 0, err))
 		return false;
 	l->nlower = g_strv_length(cfg->lowerdirs);
@@ -240,6 +256,7 @@ void sfs_layers_close(struct sfs_layers *l)
 	close_fd(&l->tmp_fd);
 	close_fd(&l->index_fd);
 	close_fd(&l->work_fd);
+	close_fd(&l->lock_fd);
 }
 
 void sfs_tmp_name(struct sfs_layers *l, char buf[32])

@@ -18,11 +18,16 @@ struct sfs_layer {
 	bool handles;  /* objects can be kept as file handles */
 };
 
+/* Set by scratchfs --fsck --repair on a metadata-only copy whose shared
+ * data is gone (fsck.h): reads of it fail with EIO. */
+#define SFS_LOST_XATTR "scratchfs.lost"
+
 /* Names of the private xattrs: trusted.* as root, user.* otherwise
  * (kernel overlayfs "userxattr" mode). */
 struct sfs_xattr_names {
 	const char *opaque;     /* overlay.opaque = "y" */
 	const char *metacopy;   /* overlay.metacopy: data still below */
+	const char *lost;       /* SFS_LOST_XATTR */
 	const char *ino;        /* scratchfs.ino: st_ino kept across copy-up */
 	const char *lowerdata;  /* scratchfs.lowerdata: "LAYER:/path" of data */
 	const char *nlink;      /* scratchfs.nlink on index files, index.h */
@@ -36,6 +41,7 @@ struct sfs_layers {
 	int work_fd;   /* workdir root */
 	int tmp_fd;    /* workdir/work: copy-ups are built here */
 	int index_fd;  /* workdir/index: shared-layer hardlinks, see index.h */
+	int lock_fd;   /* workdir, flock'ed shared while mounted (fsck.h) */
 	struct sfs_xattr_names xa;
 	bool mknod_whiteout;  /* char 0/0 whiteouts can be created */
 	bool rename_whiteout; /* renameat2(RENAME_WHITEOUT) works on upper */

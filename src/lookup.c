@@ -67,17 +67,20 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	if (r < 0)
 		return r;
 	GArray *dirs = NULL;
-	bool opaque = false, meta = false;
+	bool opaque = false, meta = false, lost = false;
 	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
 	} else if (may_be_metacopy(ust) && sfs_is_metacopy_at(&fs->layers, pfd, name)) {
 		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
 		meta = e == 0;
-		if (e == -ENOENT || e == -ESTALE)
-			sfs_warn("%s: metadata copy lost its shared data (%s)",
+		lost = e == -ENOENT || e == -ESTALE;
+		/* scratchfs --fsck --repair marked it: known, not news. */
+		if (lost && !sfs_is_lost_at(&fs->layers, pfd, name))
+			sfs_warn("%s: metadata copy lost its shared data (%s); "
+				 "it reads as EIO (see scratchfs --fsck)",
 				 name, g_strerror(-e));
-		else if (e < 0)
+		else if (e < 0 && !lost)
 			r = e; /* out of fds or memory: not an answer, retry */
 	}
 	if (r < 0) {
@@ -89,6 +92,7 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	n->upper_real_ino = ust->st_ino;
 	n->opaque = opaque;
 	n->metacopy = meta;
+	n->data_lost = lost;
 	n->lowerdata = rel;
 	if (copied)
 		sfs_index_check(fs, n, ust);

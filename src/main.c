@@ -13,6 +13,8 @@
 #include "ops.h"
 #include "options.h"
 #include "reclaim.h"
+#include "status_cmd.h"
+#include "fsck.h"
 
 #include <fuse_lowlevel.h>
 #include <stdio.h>
@@ -118,6 +120,13 @@ static bool allow_other_permitted(void)
 	return false;
 }
 
+/* One line at unmount with what the mount did (counters.h). */
+static void log_totals(struct sfs_fs *fs, const struct sfs_config *cfg)
+{
+	g_autofree char *totals = sfs_counters_summary(&fs->counters);
+	sfs_notice("%s: %s", cfg->mountpoint, totals);
+}
+
 static int run(struct sfs_config *cfg)
 {
 	GError *err = NULL;
@@ -127,7 +136,7 @@ static int run(struct sfs_config *cfg)
 				"in /etc/fuse.conf when not run as root\n");
 		return SFS_EXIT_USAGE;
 	}
-	sfs_log_init(false, cfg->debug);
+	sfs_log_init(false, cfg->loglevel);
 	raise_fd_limit();
 	/* The kernel has applied the caller's umask to every mode it sends;
 	 * the daemon's own must not apply a second time. */
@@ -158,7 +167,7 @@ static int run(struct sfs_config *cfg)
 	sfs_creds_init();
 	fs.notifier = sfs_notifier_start(se);
 	fs.reclaim = sfs_reclaim_start(se, fs.table, fs.layers.upper.fd,
-				       fd_limit());
+				       fd_limit(), &fs.counters.fd_reclaims);
 	/* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP:
 	 * a clean, requested end. */
 	code = serve(se, cfg) >= 0 ? SFS_EXIT_OK : SFS_EXIT_MOUNT;
@@ -166,6 +175,7 @@ static int run(struct sfs_config *cfg)
 	fs.reclaim = NULL;
 	sfs_notifier_stop(fs.notifier);
 	fs.notifier = NULL;
+	log_totals(&fs, cfg);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -191,6 +201,10 @@ int main(int argc, char **argv)
 	else if (cfg.action == SFS_ACTION_VERSION)
 		printf("scratchfs %s (libfuse %s)\n", PACKAGE_VERSION,
 		       fuse_pkgversion());
+	else if (cfg.action == SFS_ACTION_STATUS)
+		code = sfs_status_command(&cfg, stdout);
+	else if (cfg.action == SFS_ACTION_FSCK)
+		code = sfs_fsck_command(&cfg);
 	else if (!sfs_config_validate(&cfg, &err))
 		code = fail(err);
 	else

@@ -78,6 +78,7 @@ struct sfs_node {
 	/* Immutable after creation (lowerdata: set with metacopy). */
 	struct sfs_obj lower;  /* the topmost shared object (data source) */
 	char *lowerdata;       /* metacopy: data's path in layer lower.layer */
+	bool data_lost;        /* metacopy whose shared data is gone: EIO */
 	GArray *lowerdirs;     /* directories only: struct sfs_lowerdir */
 
 	/* Protected by the namespace lock (copy-up, rename). */

@@ -80,12 +80,17 @@ static inline void sfs_reply_err(fuse_req_t req, int negerr)
 /* Before the local name dirfd/name goes (unlink, rmdir, rename over it):
  * if it is its inode's last name, hold the node, and without OPEN
  * (no_open) an O_PATH fd on the inode so open files stay usable where the
- * node keeps only a file handle.  Returns that node or NULL.  Afterwards
- * sfs_last_name_retire() takes it out of the table if the name was
- * removed, and drops the hold. */
-struct sfs_node *sfs_last_name_pin(struct sfs_fs *fs, int dirfd,
-				   const char *name);
-void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_node *n,
+ * node keeps only a file handle.  ln receives that node (or NULL) and
+ * the name's attributes.  Afterwards sfs_last_name_retire() takes it out
+ * of the table if the name was removed, drops the hold, and gives what
+ * the object held back to the local layer's count (usage.h). */
+struct sfs_last_name {
+	struct sfs_node *node; /* pinned, or NULL */
+	struct stat st;        /* the name's object; st_mode 0 if none */
+};
+void sfs_last_name_pin(struct sfs_fs *fs, int dirfd, const char *name,
+		       struct sfs_last_name *ln);
+void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_last_name *ln,
 			  bool removed);
 
 /* parent/name, a name of n that may exist only in a shared layer, is about

@@ -7,6 +7,7 @@
 #include "objref.h"
 #include "ops.h"
 #include "sys.h"
+#include "usage.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,15 +60,23 @@ static int set_times(int fd, const struct stat *attr, int valid)
 	return utimensat(fd, "", tv, AT_EMPTY_PATH) ? -errno : 0;
 }
 
-static int truncate_node(int opath, struct fuse_file_info *fi, off_t size)
+/* Growing a file leaves a hole (nothing to reserve); shrinking it gives
+ * blocks back to the local layer's count. */
+static int truncate_node(struct sfs_fs *fs, int opath,
+			 struct fuse_file_info *fi, off_t size)
 {
-	if (sfs_fd_from_fh(fi) >= 0)
-		return ftruncate(sfs_fd_from_fh(fi), size) ? -errno : 0;
-	int fd = sfs_reopen(opath, O_WRONLY);
+	int fd = sfs_fd_from_fh(fi);
+	bool own = fd < 0;
+	if (own)
+		fd = sfs_reopen(opath, O_WRONLY);
 	if (fd < 0)
 		return fd;
+	struct sfs_charge ch;
+	sfs_usage_begin(fs, fd, size, 0, &ch);
 	int r = ftruncate(fd, size) ? -errno : 0;
-	close(fd);
+	sfs_usage_end(fs, &ch);
+	if (own)
+		close(fd);
 	return r;
 }
 
@@ -95,7 +104,7 @@ static int apply_setattr(struct sfs_fs *fs, struct sfs_node *n,
 			return -errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		int r = truncate_node(fd, fi, attr->st_size);
+		int r = truncate_node(fs, fd, fi, attr->st_size);
 		if (r < 0)
 			return r;
 	}
@@ -170,9 +179,12 @@ void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	/* Space is the local layer's: that is where every write lands. */
+	struct sfs_fs *fs = sfs_req_fs(req);
 	struct statvfs sv;
-	if (fstatvfs(sfs_req_fs(req)->layers.upper.fd, &sv) != 0)
+	if (fstatvfs(fs->layers.upper.fd, &sv) != 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_statfs(req, &sv);
+		return;
+	}
+	sfs_usage_statfs(fs, &sv);
+	fuse_reply_statfs(req, &sv);
 }

@@ -12,6 +12,7 @@
 #include "ops.h"
 #include "readdir.h"
 #include "reclaim.h"
+#include "usage.h"
 #include "whiteout.h"
 
 #include <fcntl.h>
@@ -83,17 +84,22 @@ void sfs_op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-struct sfs_node *sfs_last_name_pin(struct sfs_fs *fs, int dirfd,
-				   const char *name)
+void sfs_last_name_pin(struct sfs_fs *fs, int dirfd, const char *name,
+		       struct sfs_last_name *ln)
 {
-	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    (!S_ISDIR(st.st_mode) && st.st_nlink > 1))
-		return NULL;
-	struct sfs_node *n = sfs_table_find_upper(fs->table, st.st_ino, false);
+	struct stat *st = &ln->st;
+	ln->node = NULL;
+	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) != 0) {
+		st->st_mode = 0;
+		return;
+	}
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1)
+		return;
+	struct sfs_node *n = sfs_table_find_upper(fs->table, st->st_ino, false);
 	if (!n)
-		return NULL;
+		return;
 	sfs_node_ref(fs->table, n);
+	ln->node = n;
 	/* Without OPEN (no_open) an open file has no fd of ours: keep the
 	 * inode reachable.  With OPEN, the open fd does that, and pinning
 	 * would only delay freeing the space. */
@@ -102,17 +108,18 @@ struct sfs_node *sfs_last_name_pin(struct sfs_fs *fs, int dirfd,
 		if (fd >= 0)
 			g_atomic_int_set(&n->upper.fd, fd);
 	}
-	return n;
 }
 
-void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_node *n,
+void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_last_name *ln,
 			  bool removed)
 {
-	if (!n)
+	if (removed && ln->st.st_mode)
+		sfs_usage_name_removed(fs, &ln->st);
+	if (!ln->node)
 		return;
 	if (removed)
-		sfs_table_unhash(fs->table, n);
-	sfs_node_unref(fs->table, n);
+		sfs_table_unhash(fs->table, ln->node);
+	sfs_node_unref(fs->table, ln->node);
 }
 
 static bool name_is_local(int dirfd, const char *name)
@@ -187,6 +194,12 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	int r = sfs_copyup(fs, parent, SFS_COPY_META);
 	if (r < 0)
 		return r;
+	/* One inode, and a block for a directory, until the real size is
+	 * known (usage.h). */
+	int64_t est = is_dir ? sfs_usage_round(1) : 0;
+	r = sfs_usage_reserve(fs, est, 1);
+	if (r < 0)
+		return r;
 	int dirfd = sfs_node_upper(parent);
 	bool opaque = false;
 	struct sfs_creds c;
@@ -196,18 +209,25 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 		r = create_over_whiteout(fs, dirfd, name, is_dir, true, make,
 					 arg);
 		opaque = is_dir;
+		if (r == 0)
+			sfs_usage_add(fs, 0, -1); /* the whiteout went */
 	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
 		/* Fallback whiteout: a new directory must not merge with the
 		 * hidden one below, then the marker can go. */
 		opaque = is_dir;
 		sfs_wh_file_clear(dirfd, name);
+		sfs_usage_add(fs, 0, -1);
 	}
 	sfs_creds_leave(&c);
-	if (r < 0)
+	if (r < 0) {
+		sfs_usage_add(fs, -est, -1);
 		return r;
+	}
 	if (opaque)
 		sfs_set_opaque_at(&fs->layers, dirfd, name);
-	return sfs_lookup_created(fs, parent, name, opaque, out, st);
+	r = sfs_lookup_created(fs, parent, name, opaque, out, st);
+	sfs_usage_settle(fs, est, r == 0 ? st : NULL);
+	return r;
 }
 
 struct make_args {
@@ -299,11 +319,15 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 	struct link_args a = { fs, &n->upper };
 	int dirfd = sfs_node_upper(newparent);
 	r = make_link(dirfd, newname, &a);
-	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, newname))
+	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, newname)) {
 		r = create_over_whiteout(fs, dirfd, newname, false, false,
 					 make_link, &a);
+		if (r == 0)
+			sfs_usage_add(fs, 0, -1); /* the whiteout went */
+	}
 	if (r < 0)
 		return r;
+	sfs_count_add(&fs->counters.links, 1);
 	sfs_node_lookup_inc(fs->table, n);
 	r = sfs_node_getattr(fs, n, st);
 	if (r < 0)
@@ -335,9 +359,11 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	if (r < 0)
 		return r;
 	if (is_dir) {
+		int gone = 0;
 		r = sfs_dir_check_empty(fs, n);
 		if (r == 0 && sfs_node_upper(n) >= 0)
-			r = sfs_clear_whiteouts(sfs_node_upper(n));
+			r = sfs_clear_whiteouts(sfs_node_upper(n), &gone);
+		sfs_usage_add(fs, 0, -gone);
 		if (r < 0)
 			return r;
 	}
@@ -351,20 +377,27 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	sfs_shared_name_hidden(fs, parent, name, n);
 	if (!local) {
 		/* The shared object stays, hidden: its node is done. */
-		r = sfs_whiteout_create(&fs->layers, dirfd, name);
+		r = sfs_usage_reserve(fs, 0, 1);
+		if (r == 0)
+			r = sfs_whiteout_made(fs, sfs_whiteout_create(
+						      &fs->layers, dirfd, name));
 		if (r == 0)
 			sfs_table_unhash(fs->table, n);
 		return r;
 	}
-	struct sfs_node *last = sfs_last_name_pin(fs, dirfd, name);
+	struct sfs_last_name last;
+	sfs_last_name_pin(fs, dirfd, name, &last);
 	if (!below) {
 		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;
 	} else {
+		/* One inode for another: nothing to reserve. */
 		char tmp[32];
 		sfs_tmp_name(&fs->layers, tmp);
-		r = sfs_whiteout_replace(&fs->layers, dirfd, name, is_dir, tmp);
+		sfs_usage_add(fs, 0, 1);
+		r = sfs_whiteout_made(fs, sfs_whiteout_replace(
+					      &fs->layers, dirfd, name, is_dir, tmp));
 	}
-	sfs_last_name_retire(fs, last, r == 0);
+	sfs_last_name_retire(fs, &last, r == 0);
 	return r;
 }
 
@@ -384,11 +417,12 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * directory that was moved here; the full path below sorts it. */
 	int dirfd = sfs_node_upper(p);
 	if (dirfd >= 0 && !sfs_node_merges(p)) {
-		struct sfs_node *last = sfs_last_name_pin(fs, dirfd, name);
+		struct sfs_last_name last;
+		sfs_last_name_pin(fs, dirfd, name, &last);
 		int e = unlinkat(dirfd, name, want_dir ? AT_REMOVEDIR : 0)
 				? errno
 				: 0;
-		sfs_last_name_retire(fs, last, e == 0);
+		sfs_last_name_retire(fs, &last, e == 0);
 		if (e != ENOTEMPTY) {
 			fuse_reply_err(req, e);
 			return;

@@ -23,8 +23,10 @@
 #include "lookup.h"
 #include "objref.h"
 #include "ops.h"
+#include "usage.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,6 +82,8 @@ static int open_for_write(struct sfs_fs *fs, struct sfs_node *n, int flags)
 
 static int open_node(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
+	if (n->data_lost)
+		return -EIO; /* the sparse local file would read as zeros */
 	flags = real_flags(fs, flags);
 	return wants_write(flags) ? open_for_write(fs, n, flags)
 				  : open_for_read(fs, n, flags);
@@ -203,8 +207,9 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		      off_t off, struct fuse_file_info *fi)
 {
+	struct sfs_fs *fs = sfs_req_fs(req);
 	struct io_fd io;
-	int r = io_open(sfs_req_fs(req), ino, fi, true, &io);
+	int r = io_open(fs, ino, fi, true, &io);
 	if (r < 0) {
 		sfs_reply_err(req, r);
 		return;
@@ -216,8 +221,13 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	/* With the writeback cache the kernel owns mtime (it sends it with
 	 * a SETATTR); data written back later must not move it. */
 	struct stat before;
-	bool keep_mtime = sfs_req_fs(req)->writeback && fstat(io.fd, &before) == 0;
-	ssize_t n = fuse_buf_copy(&out, in, 0);
+	bool keep_mtime = fs->writeback && fstat(io.fd, &before) == 0;
+	struct sfs_charge ch;
+	ssize_t n = sfs_usage_begin(fs, io.fd, off, fuse_buf_size(in), &ch);
+	if (n == 0) {
+		n = fuse_buf_copy(&out, in, 0);
+		sfs_usage_end(fs, &ch);
+	}
 	if (keep_mtime) {
 		struct timespec t[2] = { { .tv_nsec = UTIME_OMIT }, before.st_mtim };
 		futimens(io.fd, t);
@@ -261,10 +271,18 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		      off_t len, struct fuse_file_info *fi)
 {
+	struct sfs_fs *fs = sfs_req_fs(req);
 	struct io_fd io;
-	int r = io_open(sfs_req_fs(req), ino, fi, true, &io);
-	if (r == 0 && fallocate(io.fd, mode, off, len) != 0)
-		r = -errno;
+	struct sfs_charge ch;
+	int r = io_open(fs, ino, fi, true, &io);
+	if (r == 0)
+		r = sfs_usage_begin(fs, io.fd, off,
+				    mode & FALLOC_FL_PUNCH_HOLE ? 0 : len, &ch);
+	if (r == 0) {
+		if (fallocate(io.fd, mode, off, len) != 0)
+			r = -errno;
+		sfs_usage_end(fs, &ch);
+	}
 	io_close(&io);
 	fuse_reply_err(req, -r);
 }
@@ -294,9 +312,14 @@ void sfs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	int r = io_open(fs, ino_in, fi_in, false, &in);
 	if (r == 0)
 		r = io_open(fs, ino_out, fi_out, true, &out);
+	struct sfs_charge ch;
+	if (r == 0)
+		r = sfs_usage_begin(fs, out.fd, off_out, len, &ch);
 	ssize_t n = r < 0 ? r
 			  : copy_file_range(in.fd, &off_in, out.fd, &off_out,
 					    len, flags);
+	if (r == 0)
+		sfs_usage_end(fs, &ch);
 	if (r == 0 && n < 0)
 		r = -errno;
 	io_close(&in);

@@ -15,6 +15,7 @@
 #include "lower.h"
 #include "ops.h"
 #include "readdir.h"
+#include "usage.h"
 #include "whiteout.h"
 
 #include <fcntl.h>
@@ -80,18 +81,24 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 					       dst->node);
 		return r;
 	}
+	int gone = 0;
 	int r = sfs_dir_check_empty(fs, dst->node);
 	if (r == 0 && sfs_node_upper(dst->node) >= 0)
-		r = sfs_clear_whiteouts(sfs_node_upper(dst->node));
+		r = sfs_clear_whiteouts(sfs_node_upper(dst->node), &gone);
+	sfs_usage_add(fs, 0, -gone);
 	return r;
 }
 
-/* Move src to dst in the local layer; leave a whiteout at src if needed. */
+/* Move src to dst in the local layer; leave a whiteout at src if needed.
+ * *made counts whiteouts created at src, *gone the one replaced at dst
+ * (for the local layer's inode count). */
 static int rename_local(struct sfs_fs *fs, struct rename_end *src,
-			struct rename_end *dst, unsigned int flags)
+			struct rename_end *dst, unsigned int flags, int *made,
+			int *gone)
 {
 	int sfd = sfs_node_upper(src->parent);
 	int dfd = sfs_node_upper(dst->parent);
+	*made = *gone = 0;
 	if (flags & RENAME_EXCHANGE)
 		return renameat2(sfd, src->name, dfd, dst->name, flags) ? -errno
 									 : 0;
@@ -101,19 +108,30 @@ static int rename_local(struct sfs_fs *fs, struct rename_end *src,
 		 * exchange them, then keep or drop the whiteout at src. */
 		if (renameat2(sfd, src->name, dfd, dst->name, RENAME_EXCHANGE))
 			return -errno;
-		return src->below ? 0 : (unlinkat(sfd, src->name, 0) ? -errno : 0);
+		if (src->below)
+			return 0; /* the whiteout moved to src */
+		*gone = 1;
+		return unlinkat(sfd, src->name, 0) ? -errno : 0;
 	}
 	/* A whiteout at dst is a name the user deleted: NOREPLACE must not
 	 * see it (do_rename already refused a visible dst). */
 	unsigned int keep = onto_whiteout ? 0 : (flags & RENAME_NOREPLACE);
-	if (src->below && fs->layers.rename_whiteout)
-		return renameat2(sfd, src->name, dfd, dst->name,
-				 RENAME_WHITEOUT | keep) ? -errno : 0;
+	if (src->below && fs->layers.rename_whiteout) {
+		if (renameat2(sfd, src->name, dfd, dst->name,
+			      RENAME_WHITEOUT | keep))
+			return -errno;
+		*made = 1;
+		*gone = onto_whiteout;
+		return 0;
+	}
 	if (renameat2(sfd, src->name, dfd, dst->name, keep) != 0)
 		return -errno;
-	if (src->below)
-		return sfs_whiteout_create(&fs->layers, sfd, src->name);
-	return 0;
+	*gone = onto_whiteout;
+	if (!src->below)
+		return 0;
+	int r = sfs_whiteout_create(&fs->layers, sfd, src->name);
+	*made = r == 0;
+	return r;
 }
 
 static int do_rename(struct sfs_fs *fs, struct rename_end *src,
@@ -146,13 +164,21 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 		r = opaque_over_shared_dir(fs, src->node, dst->below);
 	if (r == 0 && (flags & RENAME_EXCHANGE))
 		r = opaque_over_shared_dir(fs, dst->node, src->below);
-	struct sfs_node *last = NULL;
+	struct sfs_last_name last = { .node = NULL };
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
-		last = sfs_last_name_pin(fs, sfs_node_upper(dst->parent),
-					     dst->name);
-	if (r == 0)
-		r = rename_local(fs, src, dst, flags);
-	sfs_last_name_retire(fs, last, r == 0);
+		sfs_last_name_pin(fs, sfs_node_upper(dst->parent), dst->name,
+				  &last);
+	/* A whiteout left at the source may be a new inode. */
+	int wh = src->below && !(flags & RENAME_EXCHANGE);
+	if (r == 0 && wh)
+		r = sfs_usage_reserve(fs, 0, 1);
+	if (r == 0) {
+		int made, gone;
+		r = rename_local(fs, src, dst, flags, &made, &gone);
+		sfs_count_add(&fs->counters.whiteouts, (uint64_t)made);
+		sfs_usage_add(fs, 0, made - gone - wh);
+	}
+	sfs_last_name_retire(fs, &last, r == 0);
 	if (r < 0)
 		return r;
 	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);

@@ -8,6 +8,7 @@
 #include "copyup.h"
 #include "objref.h"
 #include "ops.h"
+#include "status.h"
 #include "xattr.h"
 
 #include <string.h>
@@ -23,6 +24,10 @@ static int check_node(struct sfs_node *n)
 void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     size_t size)
 {
+	if (sfs_status_is_virtual(ino, name)) {
+		sfs_status_getxattr(req, name, size);
+		return;
+	}
 	struct sfs_node *n = sfs_req_node(req, ino);
 	if (sfs_xattr_is_private(name) || S_ISLNK(n->type)) {
 		fuse_reply_err(req, ENODATA);
@@ -100,6 +105,10 @@ static int prepare_change(fuse_req_t req, struct sfs_node *n,
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
+	if (sfs_status_is_virtual(ino, name)) {
+		sfs_status_setxattr(req, name, value, size);
+		return;
+	}
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int r = prepare_change(req, n, name);
 	SFS_AUTOFD f = { .fd = -1 };
@@ -112,6 +121,10 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (sfs_status_is_virtual(ino, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	struct sfs_node *n = sfs_req_node(req, ino);
 	int r = prepare_change(req, n, name);
 	SFS_AUTOFD f = { .fd = -1 };

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include "config_file.h"
+#include "log.h"
 #include "options.h"
 
 #include <math.h>
@@ -134,6 +135,9 @@ enum opt_type {
 	OT_WORKDIR,
 	OT_TIMEOUT,
 	OT_FSNAME,
+	OT_SIZE,        /* guint64 field at `off`: bytes, K/M/G/T suffixes */
+	OT_COUNT,       /* guint64 field at `off`: a plain number */
+	OT_LOGLEVEL,
 	OT_BOOL,        /* bool field at `off`; NAME, noNAME, NAME=BOOL */
 	OT_DEFAULT_PERMISSIONS,
 	OT_IGNORE,      /* passed by mount(8) / mount.fuse3: no meaning here */
@@ -157,6 +161,9 @@ static const struct opt_def opt_defs[] = {
 	{ "workdir", OT_WORKDIR, 0, false },
 	{ "timeout", OT_TIMEOUT, 0, false },
 	{ "fsname", OT_FSNAME, 0, false },
+	{ "upper_limit", OT_SIZE, offsetof(struct sfs_config, upper_limit), false },
+	{ "upper_inodes", OT_COUNT, offsetof(struct sfs_config, upper_inodes), false },
+	{ "loglevel", OT_LOGLEVEL, 0, false },
 	BOOL_OPT("allow_other", allow_other),
 	BOOL_OPT("ro", read_only),
 	BOOL_OPT("metacopy", metacopy),
@@ -226,6 +233,29 @@ static char **parse_lowerdirs(const struct sfs_origin *o, const char *value,
 		dirs[i] = path;
 	}
 	return dirs;
+}
+
+/* "10G", "512M", "4096": binary multiples, a plain number is bytes (or
+ * a count, without suffixes).  false if malformed or past 2^63. */
+static bool parse_size(const char *value, bool suffixes, guint64 *out)
+{
+	static const char units[] = "KMGT";
+	char *end = NULL;
+	if (!g_ascii_isdigit(*value))
+		return false;
+	guint64 v = g_ascii_strtoull(value, &end, 10);
+	int shift = 0;
+	const char *u = suffixes && *end ? strchr(units, g_ascii_toupper(*end)) : NULL;
+	if (u) {
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+	}
+	if (*end || v > ((guint64)G_MAXINT64 >> shift))
+		return false;
+	*out = v << shift;
+	return true;
 }
 
 /* Apply one option.  value is NULL for a bare "-o name". */
@@ -328,6 +358,29 @@ static bool apply_option(struct sfs_parser *p, const struct sfs_origin *o,
 		cfg->timeout = t;
 		return true;
 	}
+	case OT_SIZE:
+	case OT_COUNT: {
+		guint64 v;
+		if (!parse_size(value, d->type == OT_SIZE, &v)) {
+			sfs_option_error(err, o, name, value,
+					 d->type == OT_SIZE
+						 ? "expected a size in bytes with an optional K, M, G or T suffix (e.g. 9G)"
+						 : "expected a whole number (0: no limit)");
+			return false;
+		}
+		*(guint64 *)((char *)cfg + d->off) = v;
+		return true;
+	}
+	case OT_LOGLEVEL: {
+		int level = sfs_log_level_parse(value);
+		if (level < 0) {
+			sfs_option_error(err, o, name, value,
+					 "expected error, warn, info or debug");
+			return false;
+		}
+		cfg->loglevel = level;
+		return true;
+	}
 	case OT_FSNAME:
 		if (!*value) {
 			sfs_option_error(err, o, name, value, "empty name");
@@ -363,6 +416,34 @@ static bool apply_cmdline_options(struct sfs_parser *p, const char *arg,
 /* ------------------------------------------------------------------ */
 /* The command line. */
 
+/* --status, --fsck, --repair, --format=: true if a was one of them;
+ * false with err set if its value was wrong, false alone if a is
+ * something else. */
+static bool parse_long_action(const char *a, struct sfs_config *cfg,
+			      GError **err)
+{
+	static const char *const formats[] = { "human", "json", "prometheus" };
+	if (strcmp(a, "--status") == 0 || strcmp(a, "--fsck") == 0) {
+		cfg->action = a[2] == 's' ? SFS_ACTION_STATUS : SFS_ACTION_FSCK;
+		return true;
+	}
+	if (strcmp(a, "--repair") == 0) {
+		cfg->repair = true;
+		return true;
+	}
+	if (!g_str_has_prefix(a, "--format="))
+		return false;
+	for (size_t i = 0; i < G_N_ELEMENTS(formats); i++) {
+		if (strcmp(a + 9, formats[i]) == 0) {
+			cfg->format = (enum sfs_status_format)i;
+			return true;
+		}
+	}
+	g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+		    "%s: expected --format=human, json or prometheus", a);
+	return false;
+}
+
 static bool parse_args(int argc, char **argv, struct sfs_config *cfg,
 		       GPtrArray *oargs, GPtrArray *positional,
 		       const char **config_arg, GError **err)
@@ -389,6 +470,10 @@ static bool parse_args(int argc, char **argv, struct sfs_config *cfg,
 				cfg->action = SFS_ACTION_VERSION;
 				return true;
 			}
+			if (parse_long_action(a, cfg, err))
+				continue;
+			if (err && *err)
+				return false;
 			g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
 				    "unknown option '%s' (see --help)", a);
 			return false;
@@ -440,6 +525,42 @@ static bool parse_args(int argc, char **argv, struct sfs_config *cfg,
 	return true;
 }
 
+/* scratchfs --status [--format=F] MOUNTPOINT */
+static bool parse_status(struct sfs_config *cfg, GPtrArray *positional,
+			 GError **err)
+{
+	if (positional->len != 1 || !*(const char *)positional->pdata[0]) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+			    "usage: scratchfs --status [--format=human|json|prometheus] MOUNTPOINT");
+		return false;
+	}
+	cfg->mountpoint = g_canonicalize_filename(positional->pdata[0], NULL);
+	return true;
+}
+
+/* scratchfs --fsck [--repair] -o lowerdir=...,upperdir=...,workdir=...
+ * Only -o: the check looks at layers, not at a mount's configuration. */
+static bool parse_fsck(struct sfs_config *cfg, GPtrArray *oargs,
+		       GPtrArray *positional, GError **err)
+{
+	if (positional->len) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+			    "--fsck takes no mount point: give the layers with -o lowerdir=...,upperdir=...,workdir=...");
+		return false;
+	}
+	struct sfs_parser p = { cfg, g_string_new(NULL) };
+	bool ok = true;
+	for (guint i = 0; ok && i < oargs->len; i++)
+		ok = apply_cmdline_options(&p, oargs->pdata[i], err);
+	g_string_free(p.mount_flags, TRUE);
+	if (ok && (!cfg->lowerdirs || !cfg->upperdir || !cfg->workdir)) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+			    "--fsck needs -o lowerdir=...,upperdir=...,workdir=...");
+		ok = false;
+	}
+	return ok;
+}
+
 static bool parse(int argc, char **argv, const char *default_config,
 		  const char *state_dir, struct sfs_config *cfg, GError **err)
 {
@@ -449,9 +570,25 @@ static bool parse(int argc, char **argv, const char *default_config,
 
 	if (!parse_args(argc, argv, cfg, oargs, positional, &config_arg, err))
 		return false;
-	if (cfg->action != SFS_ACTION_MOUNT)
+	if (cfg->action == SFS_ACTION_HELP || cfg->action == SFS_ACTION_VERSION)
 		return true;
+	if (cfg->repair && cfg->action != SFS_ACTION_FSCK) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+			    "--repair goes with --fsck");
+		return false;
+	}
+	if (cfg->format != SFS_FORMAT_HUMAN && cfg->action != SFS_ACTION_STATUS) {
+		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
+			    "--format goes with --status");
+		return false;
+	}
+	if (cfg->action == SFS_ACTION_STATUS)
+		return parse_status(cfg, positional, err);
+	if (cfg->action == SFS_ACTION_FSCK)
+		return parse_fsck(cfg, oargs, positional, err);
 	cfg->foreground = cfg->foreground || cfg->debug;
+	if (cfg->debug)
+		cfg->loglevel = SFS_LOG_DEBUG;
 
 	if (positional->len == 0) {
 		g_set_error(err, SFS_ERROR, SFS_EXIT_USAGE,
@@ -533,6 +670,7 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->no_open = false;
 	cfg->multithread = true; /* measured: see tests/bench/RESULTS.md */
 	cfg->allow_other = geteuid() == 0;
+	cfg->loglevel = SFS_LOG_WARN;
 
 	if (parse(argc, argv, default_config, state_dir, cfg, err))
 		return true;
@@ -573,6 +711,13 @@ void sfs_print_help(FILE *out, const char *progname)
 		"    -h, --help             print this help and exit\n"
 		"    -V, --version          print the version and exit\n"
 		"\n"
+		"    --status [--format=human|json|prometheus] MOUNTPOINT\n"
+		"                           print a running mount's counters and exit\n"
+		"    --fsck [--repair] -o lowerdir=...,upperdir=...,workdir=...\n"
+		"                           check (and repair) an unmounted local layer;\n"
+		"                           exit 0 clean, 1 repaired, 4 problems left,\n"
+		"                           8 could not run (layer in use)\n"
+		"\n"
 		"Mount options (-o opt[,opt...]; the same keys work in the config file):\n"
 		"    -o lowerdir=DIR[:DIR...]   shared layers, leftmost on top; when given,\n"
 		"                               SHARED is only a name (as with mount -t overlay)\n"
@@ -592,6 +737,13 @@ void sfs_print_help(FILE *out, const char *progname)
 		"                               allow_other)\n"
 		"    -o ro                      read-only mount\n"
 		"    -o fsname=NAME             source name in /proc/mounts (default SHARED)\n"
+		"    -o upper_limit=SIZE        the local layer may hold SIZE bytes (K/M/G/T\n"
+		"                               suffixes); past it writes fail with ENOSPC\n"
+		"                               and df shows SIZE (default: no limit)\n"
+		"    -o upper_inodes=N          the local layer may hold N inodes (default:\n"
+		"                               no limit)\n"
+		"    -o loglevel=LEVEL          error, warn (default), info (one line per\n"
+		"                               copy-up) or debug\n"
 		"\n"
 		"Generic mount flags, passed to the kernel as mount(8) does: nodev, dev,\n"
 		"nosuid, suid, noexec, exec, sync, async, dirsync, noatime, atime (run\n"

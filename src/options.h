@@ -37,6 +37,14 @@ enum sfs_action {
 	SFS_ACTION_MOUNT = 0,
 	SFS_ACTION_HELP,
 	SFS_ACTION_VERSION,
+	SFS_ACTION_STATUS,   /* --status MOUNTPOINT (status_cmd.c) */
+	SFS_ACTION_FSCK,     /* --fsck [--repair] -o ... (fsck.c) */
+};
+
+enum sfs_status_format {
+	SFS_FORMAT_HUMAN = 0,
+	SFS_FORMAT_JSON,
+	SFS_FORMAT_PROMETHEUS,
 };
 
 struct sfs_config {
@@ -71,6 +79,12 @@ struct sfs_config {
 	 * mount options, as mount(8) would.  Note mount.fuse3 adds "dev,suid"
 	 * unless nodev/nosuid were given. */
 	char *mount_flags;
+
+	int loglevel;          /* enum sfs_log_level; -d: debug */
+	guint64 upper_limit;   /* -o upper_limit= bytes, 0 = none */
+	guint64 upper_inodes;  /* -o upper_inodes=, 0 = none */
+	enum sfs_status_format format; /* --format= for --status */
+	bool repair;           /* --repair for --fsck */
 };
 
 /* Parse argv plus the config file into cfg. `default_config` (NULL:

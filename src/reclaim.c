@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "counters.h"
 #include "reclaim.h"
 #include "thread.h"
 
@@ -22,6 +23,7 @@ struct sfs_reclaim {
 	gint unsupported; /* atomic: the kernel refused FUSE_NOTIFY_PRUNE */
 	gint stopping;    /* atomic: sfs_reclaim_stop() was called */
 	gint resting;     /* atomic: the last passes freed nothing */
+	uint64_t *pruned; /* counters.h: nodes the kernel was asked to forget */
 	struct sfs_thread thread; /* its lock and cond guard `pending` waits */
 };
 
@@ -139,6 +141,7 @@ static int reclaim_pass(struct sfs_reclaim *rc)
 		}
 		if (r < 0)
 			break; /* unmounted meanwhile */
+		sfs_count_add(rc->pruned, k);
 	}
 	sfs_debug("reclaim: pruned %u of %u nodes, %d fds held", n, total,
 		  held);
@@ -202,10 +205,11 @@ static gpointer reclaim_main(gpointer data)
 
 struct sfs_reclaim *sfs_reclaim_start(struct fuse_session *se,
 				      struct sfs_table *t, int probe_fd,
-				      long fd_limit)
+				      long fd_limit, uint64_t *pruned)
 {
 	struct sfs_reclaim *rc = g_new0(struct sfs_reclaim, 1);
 	rc->se = se;
+	rc->pruned = pruned;
 	rc->table = t;
 	rc->probe_fd = probe_fd;
 	long limit = CLAMP(fd_limit, 64, G_MAXINT);

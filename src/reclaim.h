@@ -22,10 +22,10 @@
 struct sfs_reclaim;
 
 /* fd_limit: the daemon's RLIMIT_NOFILE; probe_fd: any fd the daemon keeps
- * open for its lifetime. */
+ * open for its lifetime; pruned: counts the nodes given back (counters.h). */
 struct sfs_reclaim *sfs_reclaim_start(struct fuse_session *se,
 				      struct sfs_table *t, int probe_fd,
-				      long fd_limit);
+				      long fd_limit, uint64_t *pruned);
 
 /* n is being handed to the kernel: wake the thread if n's fds sit above
  * the high-water mark.  Cheap; rc may be NULL. */

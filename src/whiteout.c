@@ -102,6 +102,11 @@ bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
 	return sfs_getxattr_at(dirfd, name, l->xa.metacopy, NULL, 0) >= 0;
 }
 
+bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name)
+{
+	return sfs_getxattr_at(dirfd, name, l->xa.lost, NULL, 0) >= 0;
+}
+
 int sfs_set_opaque(const struct sfs_layers *l, int fd)
 {
 	return sfs_setxattr_fd(fd, l->xa.opaque, "y", 1, 0);
@@ -126,11 +131,15 @@ static int clear_entry(int dirfd, const char *name, void *arg)
 		return 0;
 	if (!sfs_is_whiteout_stat(&st) && !sfs_is_wh_name(name))
 		return -ENOTEMPTY;
-	return unlinkat(dirfd, name, 0) ? -errno : 0;
+	if (unlinkat(dirfd, name, 0) != 0)
+		return -errno;
+	++*(int *)arg;
+	return 0;
 }
 
-int sfs_clear_whiteouts(int dir_opath_fd)
+int sfs_clear_whiteouts(int dir_opath_fd, int *removed)
 {
+	*removed = 0;
 	int fd = sfs_reopen(dir_opath_fd, O_RDONLY | O_DIRECTORY);
-	return fd < 0 ? fd : sfs_foreach_entry(fd, clear_entry, NULL);
+	return fd < 0 ? fd : sfs_foreach_entry(fd, clear_entry, removed);
 }

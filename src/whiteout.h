@@ -54,10 +54,14 @@ int sfs_set_opaque(const struct sfs_layers *l, int dir_opath_fd);
 /* The same for the directory dirfd/name. */
 int sfs_set_opaque_at(const struct sfs_layers *l, int dirfd, const char *name);
 
+/* Was dirfd/name marked as having lost its shared data (fsck.h)? */
+bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name);
+
 /* Does dirfd/name carry the metacopy xattr (a local file whose data is
  * still in a shared layer, copyup.h)? */
 bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
 			const char *name);
 
-/* Empty a local directory that holds only whiteouts (before rmdir). */
-int sfs_clear_whiteouts(int dir_opath_fd);
+/* Empty a local directory that holds only whiteouts (before rmdir);
+ * *removed counts the whiteouts removed. */
+int sfs_clear_whiteouts(int dir_opath_fd, int *removed);

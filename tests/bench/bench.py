@@ -137,7 +137,8 @@ class Target:
     """One column of the tables: a kind plus extra mount arguments.
 
     Spec: KIND[:ARG,ARG...]; an ARG starting with '-' is a command-line flag
-    ('-o' itself is ignored), any other ARG is added to the -o option list.
+    ('-o' itself is ignored), bin=PATH runs another scratchfs binary, any
+    other ARG is added to the -o option list.
     """
 
     def __init__(self, spec, rundir, gen_seed):
@@ -146,8 +147,11 @@ class Target:
             raise BenchError("unknown target %r (kinds: %s)" % (spec, ", ".join(KINDS)))
         self.label, self.kind = spec, kind
         self.flags, self.opts = [], []
+        binary = None
         for tok in [t for t in extra.split(",") if t]:
-            if tok != "-o":
+            if tok.startswith("bin="):
+                binary = tok[4:]  # another build, e.g. before and after a change
+            elif tok != "-o":
                 (self.flags if tok.startswith("-") else self.opts).append(tok)
         envopts = {"scratchfs": "BENCH_SCRATCHFS_OPTS",
                    "fuse-overlayfs": "BENCH_FUSE_OVERLAYFS_OPTS"}.get(kind)
@@ -168,7 +172,7 @@ class Target:
         if kind == "fuse-overlayfs":
             self.binary = shutil.which("fuse-overlayfs")
         elif kind == "scratchfs":
-            self.binary = os.environ.get("SCRATCHFS_BIN")
+            self.binary = binary or os.environ.get("SCRATCHFS_BIN")
             if not self.binary:
                 raise BenchError("target %s needs SCRATCHFS_BIN" % spec)
         if self.fuse and not (self.binary and os.access(self.binary, os.X_OK)):

@@ -356,6 +356,21 @@ def walk(root, follow_mount=True):
     return sorted(out)
 
 
+def du(*roots):
+    """(allocated bytes, inodes) below roots, the roots themselves aside,
+    each hardlinked inode once: what du and the kubelet count, and what
+    scratchfs counts as the local layer's use."""
+    seen, total = set(), 0
+    for root in roots:
+        for dp, dns, fns in os.walk(root):
+            for n in dns + fns:
+                st = os.lstat(os.path.join(dp, n))
+                if st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_blocks * 512
+    return total, len(seen)
+
+
 def tree_view(root, contents=True):
     """{relpath: description} of what a user sees below root: type, mode,
     size, content digest, symlink target. Ownership and times included."""

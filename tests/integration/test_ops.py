@@ -517,6 +517,11 @@ class NamespaceTest(sfs.TestCase):
         os.unlink(m.M("g"))
         sfs.renameat2(m.M("up"), m.M("g"), sfs.RENAME_NOREPLACE)
         self.assertContent(m.M("g"), "up")
+        # also for a shared source, which leaves a whiteout behind
+        os.unlink(m.M("dl", "b"))
+        sfs.renameat2(m.M("dl", "a"), m.M("dl", "b"), sfs.RENAME_NOREPLACE)
+        self.assertContent(m.M("dl", "b"), "a")
+        self.assertEqual(os.listdir(m.M("dl")), ["b"])
 
     def test_rename_exchange(self):
         m = self.mount()

@@ -3,6 +3,7 @@ node until it forgets it, so a daemon that holds one fd per node runs out
 (RLIMIT_NOFILE is often 1024..20000).  Walk, stat, read and modify a tree
 larger than the process's fd limit, and keep many files open at once."""
 
+import json
 import os
 import resource
 import subprocess
@@ -128,6 +129,8 @@ class ScaleTest(sfs.TestCase):
         sfs.run(["rm", "-rf", m.M("local")])
         self.assertFalse(os.path.exists(self.layers.U("local")))
         self.assertEqual(os.readlink("/proc/%d/cwd" % idle.pid), m.M("keep", "cwd"))
+        st = sfs.run([sfs.binary(), "--status", "--format=json", m.mnt]).stdout
+        self.assertGreater(json.loads(st)["fd_reclaims"], 0, "--status counts the reclaims")
         self.assertTrue(sfs.is_mounted(m.M("keep", "mnt")))
         sfs.run(["umount", m.M("keep", "mnt")])
         idle.kill()

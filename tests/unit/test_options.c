@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "options.h"
 
 struct t {
@@ -478,11 +479,85 @@ static void test_help_version(void **state)
 				"timeout=", "metacopy=", "writeback_cache",
 				"multithread", "allow_other", "noallow_other",
 				"default_permissions", "-o ro", "fsname=",
-				"-f ", "-d ", "-s ", "-c FILE", "--version" };
+				"-f ", "-d ", "-s ", "-c FILE", "--version",
+				"upper_limit=", "upper_inodes=", "loglevel=",
+				"--status", "--format=", "--fsck", "--repair" };
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (!strstr(buf, names[i]))
 			fail_msg("--help lacks %s", names[i]);
 	free(buf);
+}
+
+/* upper_limit= (sizes), upper_inodes= (counts), loglevel= */
+static void test_limits_and_loglevel(void **state)
+{
+	struct t *t = *state;
+	static const struct { const char *v; guint64 want; } sizes[] = {
+		{ "4096", 4096 }, { "512K", 512ull << 10 }, { "9G", 9ull << 30 },
+		{ "2m", 2ull << 20 }, { "1T", 1ull << 40 }, { "3GiB", 3ull << 30 },
+		{ "0", 0 },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		g_autofree char *o = g_strdup_printf("upper_limit=%s", sizes[i].v);
+		expect_ok(t, PARSE(t, "-o", o, t->lower, t->mnt));
+		assert_int_equal(t->cfg.upper_limit, sizes[i].want);
+	}
+	const char *bad[] = { "12X", "", "-1", "1.5G", "G", "99999999999T",
+			      "10 G" };
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree char *o = g_strdup_printf("upper_limit=%s", bad[i]);
+		expect_error(t, PARSE(t, "-o", o, t->lower, t->mnt),
+			     SFS_EXIT_USAGE, o, "size");
+	}
+	expect_ok(t, PARSE(t, "-o", "upper_inodes=100000", t->lower, t->mnt));
+	assert_int_equal(t->cfg.upper_inodes, 100000);
+	expect_error(t, PARSE(t, "-o", "upper_inodes=1k", t->lower, t->mnt),
+		     SFS_EXIT_USAGE, "upper_inodes=1k", "whole number");
+	expect_ok(t, PARSE(t, t->lower, t->mnt));
+	assert_int_equal(t->cfg.loglevel, SFS_LOG_WARN);
+	assert_int_equal(t->cfg.upper_limit, 0);
+	expect_ok(t, PARSE(t, "-o", "loglevel=info", t->lower, t->mnt));
+	assert_int_equal(t->cfg.loglevel, SFS_LOG_INFO);
+	expect_ok(t, PARSE(t, "-d", t->lower, t->mnt));
+	assert_int_equal(t->cfg.loglevel, SFS_LOG_DEBUG);
+	expect_error(t, PARSE(t, "-o", "loglevel=loud", t->lower, t->mnt),
+		     SFS_EXIT_USAGE, "loglevel=loud", "error, warn, info or debug");
+}
+
+/* --status MOUNTPOINT, --fsck -o layers: their own argument rules */
+static void test_status_and_fsck_args(void **state)
+{
+	struct t *t = *state;
+	expect_ok(t, PARSE(t, "--status", t->mnt));
+	assert_int_equal(t->cfg.action, SFS_ACTION_STATUS);
+	assert_int_equal(t->cfg.format, SFS_FORMAT_HUMAN);
+	assert_string_equal(t->cfg.mountpoint, t->mnt);
+	expect_ok(t, PARSE(t, "--format=prometheus", "--status", t->mnt));
+	assert_int_equal(t->cfg.format, SFS_FORMAT_PROMETHEUS);
+	expect_ok(t, PARSE(t, "--status", "--format=json", t->mnt));
+	assert_int_equal(t->cfg.format, SFS_FORMAT_JSON);
+	expect_error(t, PARSE(t, "--status", "--format=xml", t->mnt),
+		     SFS_EXIT_USAGE, "--format=xml", NULL);
+	expect_error(t, PARSE(t, "--status"), SFS_EXIT_USAGE, "--status", NULL);
+	expect_error(t, PARSE(t, "--status", t->lower, t->mnt), SFS_EXIT_USAGE,
+		     "--status", NULL);
+	expect_error(t, PARSE(t, "--format=json", t->lower, t->mnt),
+		     SFS_EXIT_USAGE, "--format goes with --status", NULL);
+
+	g_autofree char *layers = g_strdup_printf(
+		"lowerdir=%s,upperdir=/u,workdir=/w", t->lower);
+	expect_ok(t, PARSE(t, "--fsck", "-o", layers));
+	assert_int_equal(t->cfg.action, SFS_ACTION_FSCK);
+	assert_false(t->cfg.repair);
+	assert_string_equal(t->cfg.upperdir, "/u");
+	expect_ok(t, PARSE(t, "--fsck", "--repair", "-o", layers));
+	assert_true(t->cfg.repair);
+	expect_error(t, PARSE(t, "--fsck", "-o", "upperdir=/u,workdir=/w"),
+		     SFS_EXIT_USAGE, "lowerdir=", NULL);
+	expect_error(t, PARSE(t, "--fsck", "-o", layers, t->mnt),
+		     SFS_EXIT_USAGE, "no mount point", NULL);
+	expect_error(t, PARSE(t, "--repair", t->lower, t->mnt), SFS_EXIT_USAGE,
+		     "--repair goes with --fsck", NULL);
 }
 
 static void test_unknown_options(void **state)
@@ -1198,6 +1273,8 @@ int main(void)
 		T(test_positional_count),
 		T(test_flags),
 		T(test_help_version),
+		T(test_limits_and_loglevel),
+		T(test_status_and_fsck_args),
 		T(test_unknown_options),
 		T(test_mount_helper_options_ignored),
 		T(test_timeout_values),
