@@ -19,6 +19,7 @@ import zipfile
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sfs  # noqa: E402
+import uv_env  # noqa: E402
 from sfs import write_file  # noqa: E402
 
 K = 1024
@@ -226,19 +227,19 @@ class LimitTest(sfs.TestCase):
         self.assertEqual(len(sfs.walk(m.M("venv"))), 310)
         self.assertEqual(os.stat(m.M("venv/pkg0/f0.py")).st_nlink, 2)
 
-    @unittest.skipUnless(shutil.which("uv"), "LEAD: uv is not installed here (branch uv adds "
-                         "it to the test setup); this case then runs a real uv install")
     def test_uv_install_out_of_space(self):
         wheels = os.path.join(self.layers.base, "wheels")
         os.makedirs(wheels)
         make_wheel(wheels, "bigpkg", 3 * M)
         m = self.mount(upper_limit="64M")
-        env = dict(os.environ, UV_CACHE_DIR=m.M("cache/uv"), UV_LINK_MODE="hardlink",
-                   UV_NO_PROGRESS="1", UV_PYTHON=SYSTEM_PYTHON)
-        sfs.run(["uv", "venv", m.M("venv")], env=env)
+        uv_bin = uv_env.uv_binary()
+        env = uv_env.run_env(m.M("cache/uv"), self.layers.base, UV_LINK_MODE="hardlink",
+                             UV_NO_PROGRESS="1", UV_PYTHON=SYSTEM_PYTHON)
+        sfs.run([uv_bin, "venv", m.M("venv")], env=env)
         env["VIRTUAL_ENV"] = m.M("venv")
         self.fill_to(m, 1 * M)
-        uv = ["uv", "pip", "install", "--offline", "--no-index", "--find-links", wheels, "bigpkg"]
+        uv = [uv_bin, "pip", "install", "--python", m.M("venv"), "--offline", "--no-index",
+              "--find-links", wheels, "bigpkg"]
         p = sfs.run(uv, check=False, env=env)
         self.assertNotEqual(p.returncode, 0, p.stdout)
         self.assertIn("No space left on device", p.stderr)
