@@ -6,6 +6,7 @@
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
+#include "passthrough.h"
 
 #include <string.h>
 
@@ -23,6 +24,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	if (!sfs_layers_open(cfg, &fs->layers, err))
 		return false;
 	fs->table = sfs_table_new();
+	fs->pt = sfs_pt_new();
 	struct sfs_node *root = sfs_root_node(fs, err);
 	if (!root)
 		return false;
@@ -38,6 +40,8 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		g_free(l->data);
 	}
 	g_mutex_clear(&fs->dirs_lock);
+	sfs_pt_free(fs->pt);
+	fs->pt = NULL;
 	if (fs->table)
 		sfs_table_free(fs->table);
 	fs->table = NULL;

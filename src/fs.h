@@ -8,6 +8,7 @@
 
 struct sfs_notifier;
 struct sfs_reclaim;
+struct sfs_pt;
 
 struct sfs_config;
 
@@ -26,6 +27,7 @@ struct sfs_fs {
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
 	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
+	struct sfs_pt *pt;             /* passthrough opens (passthrough.c) */
 	/* Directory handles the kernel has not released: an unmount while a
 	 * directory is open skips RELEASEDIR, so they are freed at the end. */
 	GMutex dirs_lock;

@@ -22,7 +22,9 @@
 #include "creds.h"
 #include "lookup.h"
 #include "objref.h"
+#include "kernel_io.h"
 #include "ops.h"
+#include "passthrough.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,6 +114,32 @@ static void io_close(struct io_fd *io)
 	io->own = false;
 }
 
+/* With passthrough on, count the open and pick its kind (passthrough.c);
+ * a passthrough open must not ask for keep_cache. */
+static int open_kind(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_node *n,
+		     int fd, struct fuse_file_info *fi)
+{
+	fi->fh = sfs_fh_from_fd(fd);
+	if (!sfs_kio_passthrough())
+		return 0;
+	int64_t bit = sfs_pt_open(fs, ino, n, wants_write(fi->flags));
+	if (bit < 0)
+		return (int)bit;
+	fi->fh |= (uint64_t)bit;
+	if (bit)
+		fi->keep_cache = 0;
+	return 0;
+}
+
+static void release_fh(struct sfs_fs *fs, fuse_ino_t ino, uint64_t fh)
+{
+	int fd = (int)(fh & 0xffffffffu) - 1;
+	if (fd >= 0)
+		close(fd);
+	if (sfs_kio_passthrough())
+		sfs_pt_release(fs, ino, fh);
+}
+
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
@@ -125,11 +153,16 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_reply_err(req, fd);
 		return;
 	}
-	fi->fh = sfs_fh_from_fd(fd);
 	fi->keep_cache = cache_still_valid(n, fd);
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0)
+	int r = open_kind(fs, ino, n, fd, fi);
+	if (r < 0) {
 		close(fd);
+		sfs_reply_err(req, r);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		release_fh(fs, ino, fi->fh);
 }
 
 struct create_args {
@@ -170,13 +203,19 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		close(a.fd);
 		a.fd = -1;
 	}
-	fi->fh = sfs_fh_from_fd(a.fd);
 	fi->noflush = 1;
 	struct fuse_entry_param e;
 	sfs_fill_entry(fs, n, &st, true, &e);
-	if (fuse_reply_create(req, &e, fi) != 0) {
+	r = open_kind(fs, e.ino, n, a.fd, fi);
+	if (r < 0) {
 		if (a.fd >= 0)
 			close(a.fd);
+		sfs_node_forget(fs->table, n, 1);
+		sfs_reply_err(req, r);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		release_fh(fs, e.ino, fi->fh);
 		sfs_node_forget(fs->table, n, 1);
 	}
 }
@@ -231,9 +270,7 @@ void sfs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = sfs_fd_from_fh(fi);
-	if (fd >= 0)
-		close(fd);
+	release_fh(sfs_req_fs(req), ino, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
