@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -87,6 +88,8 @@ static struct {
 	uint64_t init_unique;    /* the INIT request, until it is answered */
 	uint64_t offered;        /* INIT request flags | flags2 << 32 */
 	bool passthrough;        /* granted in the INIT reply */
+	struct fuse_session *se;
+	sigset_t wait_mask;      /* while asleep: the signals that end us */
 } kio = { .fd = -1 };
 
 static __thread int pending_backing; /* sfs_kio_reply_passthrough() */
@@ -144,7 +147,10 @@ static void note_request(const void *buf, ssize_t n)
 
 /* Only the reader thread of loop.c calls this.  A request that arrives
  * within spin_us of the last one is picked up without a sleep and a
- * wake-up; an idle mount sleeps in poll(). */
+ * wake-up; an idle mount sleeps in ppoll().  SIGINT, SIGTERM and SIGHUP
+ * (libfuse's handlers end the session) are blocked in every thread and
+ * let in only by that ppoll(), so one that comes while the reader spins
+ * or works waits for the ppoll() and ends it at once. */
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
@@ -157,12 +163,18 @@ static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 		}
 		if (errno != EAGAIN)
 			return -1;
-		if (!deadline)
-			deadline = now_ns() + kio.cfg.spin_us * 1000ull;
-		if (now_ns() < deadline)
-			continue;
+		if (kio.cfg.spin_us) {
+			if (!deadline)
+				deadline = now_ns() + kio.cfg.spin_us * 1000ull;
+			if (now_ns() < deadline)
+				continue;
+		}
+		if (fuse_session_exited(kio.se)) {
+			errno = EINTR;
+			return -1;
+		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, -1) < 0)
+		if (ppoll(&p, 1, NULL, &kio.wait_mask) < 0)
 			return -1; /* EINTR: the loop looks at fuse_session_exited */
 		deadline = 0;
 	}
@@ -278,8 +290,9 @@ bool sfs_kio_attach(struct fuse_session *se, const struct sfs_kio_config *c,
 	 * CAP_SYS_ADMIN: do not ask for what cannot be used. */
 	if (kio.cfg.passthrough && !has_cap_sys_admin())
 		kio.cfg.passthrough = false;
+	kio.se = se;
 	int fl = fcntl(fd, F_GETFL);
-	if (c->spin_us && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
 		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno),
 			    "/dev/fuse: %s", g_strerror(errno));
 		return false;
@@ -289,6 +302,15 @@ bool sfs_kio_attach(struct fuse_session *se, const struct sfs_kio_config *c,
 		.writev = kio_writev,
 		.splice_send = kio_splice_send,
 	};
+	sigset_t ending;
+	sigemptyset(&ending);
+	sigaddset(&ending, SIGINT);
+	sigaddset(&ending, SIGTERM);
+	sigaddset(&ending, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ending, &kio.wait_mask);
+	sigdelset(&kio.wait_mask, SIGINT);
+	sigdelset(&kio.wait_mask, SIGTERM);
+	sigdelset(&kio.wait_mask, SIGHUP);
 	int r = fuse_session_custom_io(se, &io, fd);
 	if (r != 0) {
 		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(-r),

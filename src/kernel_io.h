@@ -20,12 +20,14 @@
 #include <stdint.h>
 
 struct sfs_kio_config {
-	unsigned spin_us;  /* busy-poll before sleeping; 0: blocking reads */
+	unsigned spin_us;  /* busy-poll before sleeping; 0: sleep at once */
 	bool passthrough;  /* ask for FUSE passthrough if the kernel has it */
 	bool debug;        /* log the INIT exchange */
 };
 
-/* Install the hooks on the mounted session's fd; false with err set. */
+/* Install the hooks on the mounted session's fd (made O_NONBLOCK) and
+ * block SIGINT/SIGTERM/SIGHUP in this thread and every thread it starts
+ * from now on (see kio_read); false with err set. */
 bool sfs_kio_attach(struct fuse_session *se, const struct sfs_kio_config *c,
 		    GError **err);
 

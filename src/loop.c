@@ -4,11 +4,11 @@
 #include "kernel_io.h"
 #include "log.h"
 #include "loop.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +17,25 @@ struct task {
 	char mem[];
 };
 
-static void run_task(gpointer data, gpointer user_data)
+struct worker {
+	struct sfs_thread t;
+	struct fuse_session *se;
+	GAsyncQueue *q;
+};
+
+static struct task stop_task; /* one per worker ends the pool */
+
+static gpointer worker_main(gpointer data)
 {
-	struct task *t = data;
-	struct fuse_buf buf = { .size = t->size, .mem = t->mem };
-	fuse_session_process_buf(user_data, &buf);
-	g_free(t);
+	struct worker *w = data;
+	struct task *t;
+	while ((t = g_async_queue_pop(w->q)) != &stop_task) {
+		struct fuse_buf buf = { .size = t->size, .mem = t->mem };
+		fuse_session_process_buf(w->se, &buf);
+		g_free(t);
+	}
+	sfs_thread_exiting(&w->t);
+	return NULL;
 }
 
 /* Requests whose handling may wait on the disk for long: the data path,
@@ -48,24 +61,41 @@ static bool may_block(const struct fuse_buf *b)
 	}
 }
 
-static GThreadPool *pool_new(struct fuse_session *se, unsigned workers)
+static void hand_over(GAsyncQueue *q, const struct fuse_buf *b)
 {
-	if (!workers)
-		return NULL;
-	/* Signals go to the reader: its poll() returns EINTR and the loop
-	 * sees the session end.  Pool threads inherit this mask. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	GThreadPool *p = g_thread_pool_new_full(run_task, se, g_free,
-						(gint)workers, TRUE, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return p;
+	struct task *t = g_malloc(sizeof(*t) + b->size);
+	t->size = b->size;
+	memcpy(t->mem, b->mem, b->size);
+	g_async_queue_push(q, t);
+}
+
+/* Workers are joined (their thread-local libfuse pipes freed) unless one
+ * is stuck in a request the kernel no longer answers. */
+static void workers_stop(struct worker *w, unsigned n, GAsyncQueue *q)
+{
+	for (unsigned i = 0; i < n; i++)
+		g_async_queue_push_front(q, &stop_task);
+	bool all = true;
+	for (unsigned i = 0; i < n; i++)
+		all &= sfs_thread_join(&w[i].t, "a worker thread");
+	if (all) {
+		struct task *t;
+		while ((t = g_async_queue_try_pop(q)))
+			g_free(t);
+		g_async_queue_unref(q);
+		g_free(w);
+	}
 }
 
 int sfs_loop_run(struct fuse_session *se, unsigned workers)
 {
-	GThreadPool *pool = pool_new(se, workers);
+	GAsyncQueue *q = g_async_queue_new();
+	struct worker *w = g_new0(struct worker, workers);
+	for (unsigned i = 0; i < workers; i++) {
+		w[i].se = se;
+		w[i].q = q;
+		sfs_thread_start(&w[i].t, "sfs-worker", worker_main, &w[i]);
+	}
 	struct fuse_buf buf = { 0 };
 	int r = 0;
 	while (!fuse_session_exited(se)) {
@@ -76,17 +106,12 @@ int sfs_loop_run(struct fuse_session *se, unsigned workers)
 		}
 		if (r <= 0)
 			break;
-		if (pool && may_block(&buf)) {
-			struct task *t = g_malloc(sizeof(*t) + buf.size);
-			t->size = buf.size;
-			memcpy(t->mem, buf.mem, buf.size);
-			g_thread_pool_push(pool, t, NULL);
-		} else {
+		if (workers && may_block(&buf))
+			hand_over(q, &buf);
+		else
 			fuse_session_process_buf(se, &buf);
-		}
 	}
-	if (pool)
-		g_thread_pool_free(pool, TRUE, TRUE);
+	workers_stop(w, workers, q);
 	free(buf.mem);
 	fuse_session_reset(se);
 	return r < 0 ? r : 0;
