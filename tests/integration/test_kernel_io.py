@@ -24,8 +24,8 @@ def connection_dir(mnt):
     return "/sys/fs/fuse/connections/%d" % os.minor(os.stat(mnt).st_dev)
 
 
-def waiting(mnt):
-    with open(os.path.join(connection_dir(mnt), "waiting")) as f:
+def waiting(conn):
+    with open(os.path.join(conn, "waiting")) as f:
         return int(f.read())
 
 
@@ -63,6 +63,7 @@ class KernelIoTest(sfs.TestCase):
         directory; how many LOOKUPs reach the device at once."""
         os.mkdir(m.M("d"))
         os.stat(m.M("d"))
+        conn = connection_dir(m.mnt)  # a stat of the mount: not once stopped
         daemon = m.proc.pid
         os.kill(daemon, signal.SIGSTOP)
         try:
@@ -72,8 +73,8 @@ class KernelIoTest(sfs.TestCase):
             for t in threads:
                 t.daemon = True
                 t.start()
-            sfs.wait_for(lambda: waiting(m.mnt) >= n, timeout=2.0)
-            seen = waiting(m.mnt)
+            sfs.wait_for(lambda: waiting(conn) >= n, timeout=2.0)
+            seen = waiting(conn)
         finally:
             os.kill(daemon, signal.SIGCONT)
         for t in threads:
