@@ -3,6 +3,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "listing.h"
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
@@ -21,6 +22,8 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->read_only = cfg->read_only;
 	fs->writeback = cfg->writeback_cache;
 	fs->no_open = cfg->no_open;
+	fs->no_opendir = cfg->no_opendir;
+	fs->listings = sfs_listings_new();
 	if (!sfs_layers_open(cfg, &fs->layers, err))
 		return false;
 	fs->table = sfs_table_new();
@@ -40,6 +43,8 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		g_free(l->data);
 	}
 	g_mutex_clear(&fs->dirs_lock);
+	sfs_listings_free(fs->listings);
+	fs->listings = NULL;
 	sfs_pt_free(fs->pt);
 	fs->pt = NULL;
 	if (fs->table)

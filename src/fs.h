@@ -9,6 +9,7 @@
 struct sfs_notifier;
 struct sfs_reclaim;
 struct sfs_pt;
+struct sfs_listings;
 
 struct sfs_config;
 
@@ -20,6 +21,8 @@ struct sfs_fs {
 	bool read_only;
 	bool writeback;
 	bool no_open;  /* the kernel sends no OPEN/RELEASE (ops_file.c) */
+	bool no_opendir; /* nor OPENDIR/RELEASEDIR (listing.h) */
+	struct sfs_listings *listings;
 	/* Serialises changes to the namespace that span layers: copy-up,
 	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
 	 * getattr and links of local files never take it. */

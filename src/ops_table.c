@@ -33,6 +33,12 @@ void sfs_op_init(void *userdata, struct fuse_conn_info *conn)
 		else
 			fs->no_open = false;
 	}
+	if (fs->no_opendir) {
+		if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+			conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		else
+			fs->no_opendir = false;
+	}
 	/* Locks stay local to this kernel: the kernel handles flock and
 	 * POSIX locks itself when we do not claim them. */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);

@@ -165,6 +165,7 @@ static const struct opt_def opt_defs[] = {
 	BOOL_OPT("writeback_cache", writeback_cache),
 	BOOL_OPT("multithread", multithread),
 	BOOL_OPT("no_open", no_open), /* "nono_open" turns it off */
+	BOOL_OPT("no_opendir", no_opendir),
 	BOOL_OPT("passthrough", passthrough),
 	{ "busy_poll", OT_BUSY_POLL, 0, false },
 	{ "default_permissions", OT_DEFAULT_PERMISSIONS, 0, false },
@@ -546,6 +547,7 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->no_open = false;
 	cfg->multithread = true; /* measured: see tests/bench/RESULTS.md */
 	cfg->passthrough = true;
+	cfg->no_opendir = true;
 	cfg->busy_poll = 50;     /* measured: see tests/bench/RESULTS.md */
 	cfg->allow_other = geteuid() == 0;
 
@@ -599,6 +601,8 @@ void sfs_print_help(FILE *out, const char *progname)
 		"                               only its metadata (default on)\n"
 		"    -o writeback_cache         let the kernel cache writes\n"
 		"    -o no_open=on|off          no OPEN/RELEASE round trips: the kernel keeps file data cached across opens (default off)\n"
+		"    -o no_opendir=on|off       no OPENDIR/RELEASEDIR round trips: the kernel keeps\n"
+		"                               listings (default on)\n"
 		"    -o multithread             worker threads for requests that may block\n"
 		"                               (default on; -s or -o nomultithread: none)\n"
 		"    -o busy_poll=USEC          the reader spins this long for the next request\n"

@@ -130,6 +130,57 @@ class KernelIoTest(sfs.TestCase):
                                          for _ in range(3)])
         self.assertEqual(seen["READLINK"], 0, seen)
 
+    # -- FUSE_CAP_NO_OPENDIR_SUPPORT
+    def test_listings_without_opendir(self):
+        """No OPENDIR or RELEASEDIR (but the first, answered ENOSYS); a
+        local listing is read once."""
+        m = self.debug_mount()
+        os.listdir(m.M())
+        for i in range(50):
+            sfs.write_file(m.M("d", "f%02d" % i), b"x")
+        first = self.requests(m, lambda: sorted(os.listdir(m.M("d"))))
+        self.assertEqual(first["OPENDIR"] + first["RELEASEDIR"], 0, first)
+        self.assertGreater(first["READDIRPLUS"] + first["READDIR"], 0, first)
+        again = self.requests(m, lambda: sorted(os.listdir(m.M("d"))))
+        # (at most a GETATTR: the kernel checks the directory's mtime)
+        self.assertEqual(sum(again.values()) - again["GETATTR"], 0, again)
+        os.unlink(m.M("d", "f07"))
+        self.assertNotIn("f07", os.listdir(m.M("d")))
+        self.assertEqual(len(os.listdir(m.M("d"))), 49)
+
+    def test_opendir_option_off(self):
+        m = self.debug_mount(no_opendir="off")
+        os.mkdir(m.M("d"))
+        seen = self.requests(m, lambda: os.listdir(m.M("d")))
+        self.assertEqual(seen["OPENDIR"], 1, seen)
+
+    def test_shared_listing_refreshed_after_timeout(self):
+        """The kernel keeps a merged listing only for `timeout`."""
+        sfs.write_file(self.layers.L("d", "a"), b"a")
+        m = self.mount(timeout="0.3")
+        sfs.write_file(m.M("d", "local"), b"l")
+        self.assertEqual(sorted(os.listdir(m.M("d"))), ["a", "local"])
+        sfs.write_file(self.layers.L("d", "b"), b"b")
+        m.resnapshot()
+        self.assertTrue(sfs.wait_for(
+            lambda: sorted(os.listdir(m.M("d"))) == ["a", "b", "local"],
+            timeout=3.0), os.listdir(m.M("d")))
+
+    def test_remove_while_listing(self):
+        """Names removed while a program walks the directory neither
+        make it skip nor repeat a name (offsets carry the snapshot)."""
+        m = self.mount()
+        names = ["f%04d" % i for i in range(600)]
+        for n in names:
+            sfs.write_file(m.M("d", n), b"")
+        seen = []
+        with os.scandir(m.M("d")) as it:
+            for e in it:
+                seen.append(e.name)
+                os.unlink(e.path)
+        self.assertEqual(sorted(seen), names)
+        self.assertEqual(os.listdir(m.M("d")), [])
+
     # -- FUSE passthrough
     def test_passthrough_local_data(self):
         """Reads and writes of a local file never reach the daemon."""
