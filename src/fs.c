@@ -15,7 +15,9 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 		 GError **err)
 {
 	memset(fs, 0, sizeof(*fs));
-	g_rec_mutex_init(&fs->ns_lock);
+	g_rw_lock_init(&fs->ns_lock);
+	for (int i = 0; i < SFS_COPY_STRIPES; i++)
+		g_mutex_init(&fs->copy_stripes[i]);
 	g_mutex_init(&fs->dirs_lock);
 	fs->timeout = cfg->timeout;
 	fs->metacopy = cfg->metacopy;
@@ -51,6 +53,7 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		sfs_table_free(fs->table);
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
-	g_rec_mutex_clear(&fs->ns_lock);
+	for (int i = 0; i < SFS_COPY_STRIPES; i++)
+		g_mutex_clear(&fs->copy_stripes[i]);
+	g_rw_lock_clear(&fs->ns_lock);
 }
-

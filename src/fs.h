@@ -23,10 +23,16 @@ struct sfs_fs {
 	bool no_open;  /* the kernel sends no OPEN/RELEASE (ops_file.c) */
 	bool no_opendir; /* nor OPENDIR/RELEASEDIR (listing.h) */
 	struct sfs_listings *listings;
-	/* Serialises changes to the namespace that span layers: copy-up,
-	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
-	 * getattr and links of local files never take it. */
-	GRecMutex ns_lock;
+	/* Changes to the namespace that span layers (sfs_ns_lock()).  Held
+	 * exclusively by rename, whiteout-producing removals and the copy-up
+	 * of a directory, of an object whose parents are not local yet or of
+	 * a file with shared hardlinks; shared by the copy-up of one object
+	 * into a local parent, which then only excludes copy-ups of the same
+	 * inode (copy_stripes); nslock.h.  Lookups, reads, writes, getattr and links of
+	 * local files never take it. */
+	GRWLock ns_lock;
+#define SFS_COPY_STRIPES 64
+	GMutex copy_stripes[SFS_COPY_STRIPES];
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
 	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
