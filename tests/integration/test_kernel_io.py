@@ -4,9 +4,7 @@ passthrough.c): what the kernel really does with each lever on.
 Request counts come from the daemon's -d log: each request it receives is
 one "opcode: NAME" line."""
 
-import collections
 import os
-import re
 import signal
 import sys
 import threading
@@ -48,14 +46,7 @@ class KernelIoTest(sfs.TestCase):
         return self.mount(extra_args=["-d"] + list(args), **opts)
 
     def requests(self, m, fn):
-        fd = m.log.fileno()
-        time.sleep(0.1)  # let replies and FORGETs of earlier steps land
-        start = os.fstat(fd).st_size
-        fn()
-        time.sleep(0.1)
-        end = os.fstat(fd).st_size
-        text = os.pread(fd, end - start, start).decode(errors="replace")
-        return collections.Counter(re.findall(r"opcode: (\w+) \(\d+\)", text))
+        return sfs.request_counts(m, fn)
 
     # -- FUSE_PARALLEL_DIROPS
     def outstanding_lookups(self, m, n):
