@@ -137,6 +137,21 @@ def build_passthrough_ll(rundir):
     return out
 
 
+def context_switches(pid):
+    """Voluntary context switches of every thread of pid so far: each is
+    a sleep, so each wake-up of the daemon counts one."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass                        # a thread that just ended
+    return total
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -591,11 +606,14 @@ class Bench:
         for t in [t for t in self.targets if t.fuse]:
             log("counting requests of %s" % t.label)
             counts = {}
+            wakeups = {}
 
             def measure(op, fn, *args):
                 time.sleep(0.3)                 # let FORGETs of the last op arrive
                 start = os.path.getsize(t.daemon_log)
+                sw = context_switches(t.proc.pid)
                 fn(*args)
+                sw = context_switches(t.proc.pid) - sw
                 time.sleep(0.3)
                 with open(t.daemon_log, "rb") as f:
                     f.seek(start)
@@ -603,6 +621,7 @@ class Bench:
                 c = counts[op] = {}
                 for name in re.findall(r"opcode: (\w+)", text):
                     c[name] = c.get(name, 0) + 1
+                wakeups[op] = sw
                 log("  %-22s %-9s %d requests" % (t.label, op, sum(c.values())))
 
             view = t.mount("link", extra_flags=["-d"])
@@ -628,6 +647,8 @@ class Bench:
             rows.append(["**total**"] + [sum(c.values()) for c in counts.values()])
             rows.append(["**per file**"] + ["%.2f" % (sum(c.values()) / self.m["files"])
                                             for c in counts.values()])
+            rows.append(["**daemon sleeps** (voluntary context switches, with -d)"]
+                        + [wakeups[op] for op in counts])
             out.append("FUSE requests per operation, %s (%d files, %d dirs):\n" % (
                 t.label, self.m["files"], self.m["dirs"]))
             out.append(markdown(header, rows) + "\n")
