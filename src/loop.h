@@ -1,7 +1,7 @@
 /* loop.h - the request loop.
  *
  * One reader thread (the caller) takes every request off /dev/fuse (it
- * spins briefly before sleeping, kernel_io.c) and answers the quick ones
+ * may spin briefly before sleeping, -o busy_poll, kernel_io.c) and answers the quick ones
  * itself, so a program that makes one call after another finds the
  * reader awake and pays no wake-up on the daemon's side.  Requests that
  * may block on data (READ, WRITE, fsync, a truncating SETATTR, an OPEN
