@@ -75,10 +75,13 @@ static int backing_new(struct sfs_fs *fs, struct sfs_pt *pt,
 }
 
 static bool try_passthrough(struct sfs_fs *fs, struct sfs_pt *pt,
-			    struct sfs_node *n, struct pt_inode *pi, bool write)
+			    struct sfs_node *n, struct pt_inode *pi, bool write,
+			    bool prefer)
 {
 	if (pt->refused || pi->other_opens ||
 	    sfs_node_data_obj(n)->layer != 0)
+		return false;
+	if (!pi->pt_opens && !prefer)
 		return false;
 	if (!pi->id && backing_new(fs, pt, n, pi) < 0)
 		return false;
@@ -86,13 +89,13 @@ static bool try_passthrough(struct sfs_fs *fs, struct sfs_pt *pt,
 }
 
 int64_t sfs_pt_open(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_node *n,
-		    bool write)
+		    bool write, bool prefer)
 {
 	struct sfs_pt *pt = fs->pt;
 	int64_t r = 0;
 	g_mutex_lock(&pt->lock);
 	struct pt_inode *pi = get_inode(pt, ino);
-	if (try_passthrough(fs, pt, n, pi, write)) {
+	if (try_passthrough(fs, pt, n, pi, write, prefer)) {
 		pi->pt_opens++;
 		sfs_kio_reply_passthrough(pi->id);
 		r = (int64_t)SFS_FH_PASSTHROUGH;

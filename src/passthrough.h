@@ -12,7 +12,10 @@
  *    follow it), with a backing file opened read-write so that it serves
  *    every later open of the inode;
  *  - while an inode has opens that do not pass through, new ones do not
- *    either, and the other way round.
+ *    either, and the other way round;
+ *  - otherwise the caller says whether it prefers passthrough (prefer):
+ *    a backing file costs more than it saves for a small file read whole
+ *    from a warm cache (ops_file.c, SFS_PT_MIN_SIZE).
  */
 #pragma once
 
@@ -30,6 +33,6 @@ void sfs_pt_free(struct sfs_pt *pt);
  * when it passes through arrange the reply (sfs_kio_reply_passthrough).
  * Returns the fh bit to add, or -errno if the open cannot be served. */
 int64_t sfs_pt_open(struct sfs_fs *fs, fuse_ino_t ino, struct sfs_node *n,
-		    bool write);
+		    bool write, bool prefer);
 /* RELEASE, or an OPEN whose reply could not be sent. */
 void sfs_pt_release(struct sfs_fs *fs, fuse_ino_t ino, uint64_t fh);

@@ -186,6 +186,21 @@ class KernelIoTest(sfs.TestCase):
         self.assertEqual(sfs.read_file(self.layers.U("f")), data)
         self.assertEqual(os.stat(m.M("f")).st_size, len(data))
 
+    def test_small_files_read_through_the_daemon(self):
+        """A small file opened for reading keeps the page cache across
+        opens (keep_cache) instead of a backing file; an open for writing
+        meanwhile shares its kind."""
+        sfs.write_file(self.layers.U("small"), b"s" * 1000)
+        m = self.debug_mount()
+        drop_caches()
+        seen = self.requests(m, lambda: sfs.read_file(m.M("small")))
+        self.assertGreater(seen["READ"], 0, seen)
+        with open(m.M("small"), "rb") as r, open(m.M("small"), "r+b") as w:
+            w.write(b"t")
+            w.flush()
+            self.assertEqual(r.read(2), b"ts")
+        self.assertEqual(sfs.read_file(m.M("small"))[:2], b"ts")
+
     def test_passthrough_off(self):
         m = self.debug_mount(passthrough="off")
         sfs.write_file(m.M("f"), b"y" * MiB)
