@@ -2,6 +2,7 @@
  * (see copyup.h). */
 #include "config.h"
 
+#include "nslock.h"
 #include "copyup.h"
 #include "log.h"
 #include "index.h"
@@ -24,6 +25,10 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+/* copy_object()'s answer when it needs the namespace lock exclusively;
+ * never returned to a caller of sfs_copyup(). */
+#define NEED_EXCLUSIVE (-EDEADLK)
 
 bool sfs_node_has_lower(const struct sfs_node *n)
 {
@@ -299,7 +304,7 @@ static void publish(struct copy_up *c, bool shared_links, int64_t reserved)
  * other names in its shared layer may instead be linked to the local
  * inode one of those names was copied to (index.h). */
 static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
-		       enum sfs_copy_mode mode)
+		       enum sfs_copy_mode mode, bool exclusive)
 {
 	SFS_AUTOFD low = sfs_obj_get(&fs->layers, &n->lower);
 	if (low.fd < 0)
@@ -309,6 +314,8 @@ static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
 	if (fstatat(low.fd, "", &c.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	bool shared_links = S_ISREG(c.st.st_mode) && c.st.st_nlink > 1;
+	if (shared_links && !exclusive)
+		return NEED_EXCLUSIVE; /* the index is shared by its names */
 	if (shared_links) {
 		int r = sfs_index_link(fs, n);
 		if (r != -ENOENT)
@@ -391,7 +398,7 @@ static struct sfs_node *topmost_missing(struct sfs_node *n)
 }
 
 static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
-			 enum sfs_copy_mode mode)
+			 enum sfs_copy_mode mode, bool exclusive)
 {
 	/* Without metacopy a new copy carries its data, also one that is
 	 * linked to an indexed inode below. */
@@ -405,7 +412,8 @@ static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 	/* Parents first, from the topmost missing one down. */
 	while (!sfs_node_has_upper(n)) {
 		struct sfs_node *top = topmost_missing(n);
-		int r = copy_object(fs, top, top == n ? mode : SFS_COPY_META);
+		int r = copy_object(fs, top, top == n ? mode : SFS_COPY_META,
+				    exclusive);
 		if (r < 0)
 			return r;
 	}
@@ -417,6 +425,28 @@ static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 	return 0;
 }
 
+/* The usual copy-up: one file or symlink into a directory that is local
+ * already (a link from a shared cache).  Copy-ups of different inodes run
+ * side by side; renames and removals that span layers wait for them. */
+static int copyup_parallel(struct sfs_fs *fs, struct sfs_node *n,
+			   enum sfs_copy_mode mode)
+{
+	if (S_ISDIR(n->type))
+		return NEED_EXCLUSIVE;
+	bool taken = sfs_ns_lock_shared(fs);
+	if (!taken)
+		return copyup_locked(fs, n, mode, true); /* held exclusively */
+	int r = NEED_EXCLUSIVE;
+	if (n->parent && sfs_node_has_upper(n->parent)) {
+		GMutex *m = &fs->copy_stripes[n->ino % SFS_COPY_STRIPES];
+		g_mutex_lock(m);
+		r = copyup_locked(fs, n, mode, false);
+		g_mutex_unlock(m);
+	}
+	sfs_ns_unlock_shared(fs, taken);
+	return r;
+}
+
 int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode)
 {
 	if (sfs_node_has_upper(n) &&
@@ -424,9 +454,12 @@ int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode)
 		return 0; /* the common case, without the lock */
 	if (fs->read_only)
 		return -EROFS;
-	g_rec_mutex_lock(&fs->ns_lock);
-	int r = copyup_locked(fs, n, mode);
-	g_rec_mutex_unlock(&fs->ns_lock);
+	int r = copyup_parallel(fs, n, mode);
+	if (r == NEED_EXCLUSIVE) {
+		sfs_ns_lock(fs);
+		r = copyup_locked(fs, n, mode, true);
+		sfs_ns_unlock(fs);
+	}
 	if (r < 0)
 		sfs_debug("copy-up of %s failed: %s", n->name, g_strerror(-r));
 	return r;
@@ -453,8 +486,8 @@ static int copyup_child(struct sfs_fs *fs, struct sfs_node *dir,
 
 int sfs_copyup_tree(struct sfs_fs *fs, struct sfs_node *dir)
 {
-	g_rec_mutex_lock(&fs->ns_lock);
-	int r = copyup_locked(fs, dir, SFS_COPY_META);
+	sfs_ns_lock(fs);
+	int r = copyup_locked(fs, dir, SFS_COPY_META, true);
 	if (r == 0 && sfs_node_has_lower(dir) &&
 	    !g_atomic_int_get(&dir->opaque)) {
 		g_autoptr(GPtrArray) names = NULL;
@@ -466,7 +499,7 @@ int sfs_copyup_tree(struct sfs_fs *fs, struct sfs_node *dir)
 		if (r == 0)
 			g_atomic_int_set(&dir->opaque, 1);
 	}
-	g_rec_mutex_unlock(&fs->ns_lock);
+	sfs_ns_unlock(fs);
 	return r;
 }
 

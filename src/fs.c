@@ -3,10 +3,12 @@
 
 #include "fs.h"
 #include "log.h"
+#include "listing.h"
 #include "lookup.h"
 #include "readdir.h"
 #include "options.h"
 #include "usage.h"
+#include "passthrough.h"
 
 #include <string.h>
 
@@ -14,7 +16,9 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 		 GError **err)
 {
 	memset(fs, 0, sizeof(*fs));
-	g_rec_mutex_init(&fs->ns_lock);
+	g_rw_lock_init(&fs->ns_lock);
+	for (int i = 0; i < SFS_COPY_STRIPES; i++)
+		g_mutex_init(&fs->copy_stripes[i]);
 	g_mutex_init(&fs->dirs_lock);
 	fs->timeout = cfg->timeout;
 	fs->metacopy = cfg->metacopy;
@@ -25,9 +29,12 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->upper_limit = cfg->upper_limit;
 	fs->inode_limit = cfg->upper_inodes;
 	sfs_counters_init(&fs->counters);
+	fs->no_opendir = cfg->no_opendir;
+	fs->listings = sfs_listings_new();
 	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
 	fs->table = sfs_table_new();
+	fs->pt = sfs_pt_new();
 	struct sfs_node *root = sfs_root_node(fs, err);
 	if (!root)
 		return false;
@@ -43,11 +50,16 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 		g_free(l->data);
 	}
 	g_mutex_clear(&fs->dirs_lock);
+	sfs_listings_free(fs->listings);
+	fs->listings = NULL;
+	sfs_pt_free(fs->pt);
+	fs->pt = NULL;
 	if (fs->table)
 		sfs_table_free(fs->table);
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
 	g_free(fs->mountpoint);
-	g_rec_mutex_clear(&fs->ns_lock);
+	for (int i = 0; i < SFS_COPY_STRIPES; i++)
+		g_mutex_clear(&fs->copy_stripes[i]);
+	g_rw_lock_clear(&fs->ns_lock);
 }
-

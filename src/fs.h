@@ -9,6 +9,8 @@
 
 struct sfs_notifier;
 struct sfs_reclaim;
+struct sfs_pt;
+struct sfs_listings;
 
 struct sfs_config;
 
@@ -24,13 +26,22 @@ struct sfs_fs {
 	bool read_only;
 	bool writeback;
 	bool no_open;  /* the kernel sends no OPEN/RELEASE (ops_file.c) */
-	/* Serialises changes to the namespace that span layers: copy-up,
-	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
-	 * getattr and links of local files never take it. */
-	GRecMutex ns_lock;
+	bool no_opendir; /* nor OPENDIR/RELEASEDIR (listing.h) */
+	struct sfs_listings *listings;
+	/* Changes to the namespace that span layers (sfs_ns_lock()).  Held
+	 * exclusively by rename, whiteout-producing removals and the copy-up
+	 * of a directory, of an object whose parents are not local yet or of
+	 * a file with shared hardlinks; shared by the copy-up of one object
+	 * into a local parent, which then only excludes copy-ups of the same
+	 * inode (copy_stripes); nslock.h.  Lookups, reads, writes, getattr and links of
+	 * local files never take it. */
+	GRWLock ns_lock;
+#define SFS_COPY_STRIPES 64
+	GMutex copy_stripes[SFS_COPY_STRIPES];
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
 	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
+	struct sfs_pt *pt;             /* passthrough opens (passthrough.c) */
 	/* Directory handles the kernel has not released: an unmount while a
 	 * directory is open skips RELEASEDIR, so they are freed at the end. */
 	GMutex dirs_lock;

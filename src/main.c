@@ -8,7 +8,9 @@
 
 #include "creds.h"
 #include "fs.h"
+#include "kernel_io.h"
 #include "log.h"
+#include "loop.h"
 #include "notify.h"
 #include "ops.h"
 #include "options.h"
@@ -64,16 +66,27 @@ static void build_fuse_args(const struct sfs_config *cfg,
 	fuse_opt_add_arg(args, o->str);
 }
 
+/* Seven workers: with the reader, the eight threads measured best for
+ * the old multi-threaded loop (tests/bench/RESULTS.md). */
 static int serve(struct fuse_session *se, const struct sfs_config *cfg)
 {
-	if (!cfg->multithread || cfg->single_thread)
-		return fuse_session_loop(se);
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 8);
-	int r = fuse_session_loop_mt(se, lc);
-	fuse_loop_cfg_destroy(lc);
-	return r;
+	bool one = !cfg->multithread || cfg->single_thread;
+	return sfs_loop_run(se, one ? 0 : 7);
+}
+
+/* The raw-protocol hooks (kernel_io.c) on the mounted session. */
+static bool attach_kernel_io(struct fuse_session *se,
+			     const struct sfs_config *cfg, GError **err)
+{
+	struct sfs_kio_config kc = {
+		.spin_us = cfg->busy_poll,
+		/* Passthrough needs OPEN and excludes the writeback cache;
+		 * writes that pass through escape upper_limit's count. */
+		.passthrough = cfg->passthrough && !cfg->no_open &&
+			       !cfg->writeback_cache && !cfg->upper_limit,
+		.debug = cfg->debug,
+	};
+	return sfs_kio_attach(se, &kc, err);
 }
 
 /* Every node the kernel remembers holds an O_PATH fd: lift the limit as
@@ -158,6 +171,10 @@ static int run(struct sfs_config *cfg)
 	if (fuse_session_mount(se, cfg->mountpoint) != 0) {
 		fprintf(stderr, "scratchfs: %s: mount failed\n", cfg->mountpoint);
 		goto out_signals;
+	}
+	if (!attach_kernel_io(se, cfg, &err)) {
+		fail(err);
+		goto out_unmount;
 	}
 	if (!cfg->foreground) {
 		if (fuse_daemonize(0) != 0)

@@ -1,4 +1,5 @@
-/* notify.h - tell the kernel to drop a node's cached pages.
+/* notify.h - tell the kernel to drop a node's cached pages (a file's
+ * data, a directory's listing).
  *
  * Used when scratchfs learns that data changed behind the kernel's back
  * in a way the attributes do not show: a shared file under a metadata-only
@@ -15,4 +16,7 @@ struct sfs_notifier;
 
 struct sfs_notifier *sfs_notifier_start(struct fuse_session *se);
 void sfs_notifier_inval(struct sfs_notifier *nt, fuse_ino_t nodeid);
+/* The same `seconds` from now (a listing the kernel keeps, listing.h). */
+void sfs_notifier_inval_after(struct sfs_notifier *nt, fuse_ino_t nodeid,
+			      double seconds);
 void sfs_notifier_stop(struct sfs_notifier *nt);

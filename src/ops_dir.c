@@ -1,7 +1,9 @@
 /* ops_dir.c - directory handles: opendir, readdir(plus), releasedir,
- * fsyncdir.  The listing itself is built by readdir.c. */
+ * fsyncdir.  The listing itself is built by readdir.c; without OPENDIR
+ * (no_opendir) listings are found by inode and offset (listing.c). */
 #include "config.h"
 
+#include "listing.h"
 #include "lookup.h"
 #include "ops.h"
 #include "sys.h"
@@ -25,6 +27,11 @@ static void close_dir(struct sfs_fs *fs, struct sfs_dir *d)
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
+	if (fs->no_opendir) {
+		/* From now on the kernel sends none (listing.h). */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct sfs_node *n = sfs_req_node(req, ino);
 	struct sfs_dir *d = g_new0(struct sfs_dir, 1);
 	int r;
@@ -76,11 +83,52 @@ static size_t add_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_dir *d,
 	return len;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off,
+/* Fill a reply from entry `pos` of d; true if it holds the last one. */
+static bool fill(fuse_req_t req, struct sfs_dir *d, guint32 gen, size_t pos,
+		 size_t size, bool plus)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	g_autofree char *buf = g_malloc(size);
+	size_t used = 0, i;
+	for (i = pos; i < d->entries->len; i++) {
+		struct sfs_dirent *e =
+			&g_array_index(d->entries, struct sfs_dirent, i);
+		size_t len = add_entry(req, fs, d, e, buf + used, size - used,
+				       sfs_listing_offset(gen, i), plus);
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	return i >= d->entries->len;
+}
+
+/* Without a handle (no_opendir): the listing the offset names. */
+static void readdir_by_offset(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, bool plus)
+{
+	struct sfs_fs *fs = sfs_req_fs(req);
+	size_t pos;
+	int r;
+	struct sfs_listing *l = sfs_listing_get(fs, sfs_req_node(req, ino), ino,
+						off, &pos, &r);
+	if (!l) {
+		sfs_reply_err(req, r);
+		return;
+	}
+	bool end = fill(req, &l->dir, l->gen, pos, size, plus);
+	sfs_listing_put(fs, l, end && pos >= l->dir.entries->len);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct sfs_fs *fs = sfs_req_fs(req);
 	struct sfs_dir *d = (struct sfs_dir *)(uintptr_t)fi->fh;
+	if (!d) {
+		readdir_by_offset(req, ino, size, off, plus);
+		return;
+	}
 	if (off == 0 && d->served) {
 		/* rewinddir(): take a fresh snapshot.  (The first READDIR
 		 * uses the one opendir took.) */
@@ -92,37 +140,27 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			return;
 		}
 	}
-	g_autofree char *buf = g_malloc(size);
-	size_t used = 0;
-	for (off_t i = off; i < (off_t)d->entries->len; i++) {
-		struct sfs_dirent *e =
-			&g_array_index(d->entries, struct sfs_dirent, i);
-		size_t len = add_entry(req, fs, d, e, buf + used, size - used,
-				       i + 1, plus);
-		if (len > size - used)
-			break;
-		used += len;
-	}
 	d->served = true;
-	fuse_reply_buf(req, buf, used);
+	fill(req, d, 0, (size_t)off, size, plus);
 }
 
 void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	do_readdir(req, size, off, fi, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
-	do_readdir(req, size, off, fi, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	close_dir(sfs_req_fs(req), (struct sfs_dir *)(uintptr_t)fi->fh);
+	if (fi->fh)
+		close_dir(sfs_req_fs(req), (struct sfs_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

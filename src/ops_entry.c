@@ -2,6 +2,7 @@
  * rename. */
 #include "config.h"
 
+#include "nslock.h"
 #include "copyup.h"
 #include "creds.h"
 #include "attr.h"
@@ -428,7 +429,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 			return;
 		}
 	}
-	g_rec_mutex_lock(&fs->ns_lock);
+	sfs_ns_lock(fs);
 	int r = sfs_lookup(fs, p, name, &n, &st, NULL);
 	if (r == 0) {
 		if (want_dir && !S_ISDIR(n->type))
@@ -439,7 +440,7 @@ static void remove_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 			r = remove_name(fs, p, name, n);
 		sfs_node_forget(fs->table, n, 1);
 	}
-	g_rec_mutex_unlock(&fs->ns_lock);
+	sfs_ns_unlock(fs);
 	fuse_reply_err(req, -r);
 }
 

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include "nslock.h"
 #include "copyup.h"
 #include "lookup.h"
 #include "lower.h"
@@ -198,9 +199,9 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	struct rename_end src = { sfs_req_node(req, parent), name, NULL, 0 };
 	struct rename_end dst = { sfs_req_node(req, newparent), newname, NULL, 0 };
-	g_rec_mutex_lock(&fs->ns_lock);
+	sfs_ns_lock(fs);
 	int r = do_rename(fs, &src, &dst, flags);
-	g_rec_mutex_unlock(&fs->ns_lock);
+	sfs_ns_unlock(fs);
 	if (src.node)
 		sfs_node_forget(fs->table, src.node, 1);
 	if (dst.node)

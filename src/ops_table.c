@@ -30,6 +30,10 @@ void sfs_op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* venvs are full of symlinks (bin/python, uv's wheel links): the
+	 * kernel keeps their targets. */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
@@ -42,6 +46,12 @@ void sfs_op_init(void *userdata, struct fuse_conn_info *conn)
 			conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		else
 			fs->no_open = false;
+	}
+	if (fs->no_opendir) {
+		if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+			conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		else
+			fs->no_opendir = false;
 	}
 	/* Locks stay local to this kernel: the kernel handles flock and
 	 * POSIX locks itself when we do not claim them. */

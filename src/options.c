@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define MAX_TIMEOUT 1000000.0 /* seconds; keeps the kernel's timeouts sane */
+#define MAX_BUSY_POLL 10000   /* µs; past that a sleep costs less than the spin */
 
 static const struct sfs_origin cmdline = { SFS_EXIT_USAGE, NULL, NULL, NULL };
 
@@ -138,6 +139,7 @@ enum opt_type {
 	OT_SIZE,        /* guint64 field at `off`: bytes, K/M/G/T suffixes */
 	OT_COUNT,       /* guint64 field at `off`: a plain number */
 	OT_LOGLEVEL,
+	OT_BUSY_POLL,
 	OT_BOOL,        /* bool field at `off`; NAME, noNAME, NAME=BOOL */
 	OT_DEFAULT_PERMISSIONS,
 	OT_IGNORE,      /* passed by mount(8) / mount.fuse3: no meaning here */
@@ -170,6 +172,9 @@ static const struct opt_def opt_defs[] = {
 	BOOL_OPT("writeback_cache", writeback_cache),
 	BOOL_OPT("multithread", multithread),
 	BOOL_OPT("no_open", no_open), /* "nono_open" turns it off */
+	BOOL_OPT("no_opendir", no_opendir),
+	BOOL_OPT("passthrough", passthrough),
+	{ "busy_poll", OT_BUSY_POLL, 0, false },
 	{ "default_permissions", OT_DEFAULT_PERMISSIONS, 0, false },
 	IGNORED("rw"), IGNORED("defaults"), IGNORED("nofail"),
 	IGNORED("_netdev"), IGNORED("auto"), IGNORED("noauto"),
@@ -379,6 +384,18 @@ static bool apply_option(struct sfs_parser *p, const struct sfs_origin *o,
 			return false;
 		}
 		cfg->loglevel = level;
+		return true;
+	}
+	case OT_BUSY_POLL: {
+		guint64 us;
+		if (!g_ascii_string_to_unsigned(value, 10, 0, MAX_BUSY_POLL, &us,
+						NULL)) {
+			sfs_option_error(err, o, name, value,
+					 "expected microseconds from 0 to %d",
+					 MAX_BUSY_POLL);
+			return false;
+		}
+		cfg->busy_poll = (unsigned)us;
 		return true;
 	}
 	case OT_FSNAME:
@@ -669,6 +686,9 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->metacopy = true;
 	cfg->no_open = false;
 	cfg->multithread = true; /* measured: see tests/bench/RESULTS.md */
+	cfg->passthrough = true;
+	cfg->no_opendir = true;
+	cfg->busy_poll = 0;      /* measured: see tests/bench/RESULTS.md */
 	cfg->allow_other = geteuid() == 0;
 	cfg->loglevel = SFS_LOG_WARN;
 
@@ -729,8 +749,15 @@ void sfs_print_help(FILE *out, const char *progname)
 		"                               only its metadata (default on)\n"
 		"    -o writeback_cache         let the kernel cache writes\n"
 		"    -o no_open=on|off          no OPEN/RELEASE round trips: the kernel keeps file data cached across opens (default off)\n"
-		"    -o multithread             multi-threaded request loop (default on;\n"
-		"                               -s or -o nomultithread: one thread)\n"
+		"    -o no_opendir=on|off       no OPENDIR/RELEASEDIR round trips: the kernel keeps\n"
+		"                               listings (default on)\n"
+		"    -o multithread             worker threads for requests that may block\n"
+		"                               (default on; -s or -o nomultithread: none)\n"
+		"    -o busy_poll=USEC          the reader spins this long for the next request\n"
+		"                               before it sleeps (default 0: never; e.g. 50)\n"
+		"    -o passthrough=on|off      file reads and writes go from the kernel to the\n"
+		"                               layer's file without the daemon (default on;\n"
+		"                               needs CAP_SYS_ADMIN and Linux >= 6.9)\n"
 		"    -o allow_other             let every user use the mount (default as root)\n"
 		"    -o noallow_other           only the mounting user may use the mount\n"
 		"    -o default_permissions     the kernel checks permissions (always, with\n"

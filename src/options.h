@@ -69,6 +69,11 @@ struct sfs_config {
 	bool no_open;        /* -o no_open: default false; when on (and the
 	                      * kernel agrees) the kernel sends no OPEN/RELEASE
 	                      * and keeps file data cached across opens */
+	bool no_opendir;     /* default true: no OPENDIR/RELEASEDIR, the kernel
+	                      * keeps listings (listing.h) */
+	bool passthrough;    /* default true: file data bypasses the daemon
+	                      * (FUSE passthrough) where the kernel allows */
+	unsigned busy_poll;  /* µs the reader spins before sleeping, default 0 */
 	char *fsname;        /* -o fsname=, default: the source or "scratchfs" */
 	char *config_file;   /* -c FILE or the default config path */
 	bool upper_is_default; /* upper/work came from the built-in default */

@@ -1,6 +1,7 @@
 /* readdir.c - merged directory listings (see readdir.h). */
 #include "config.h"
 
+#include "nslock.h"
 #include "readdir.h"
 #include "sys.h"
 #include "whiteout.h"
@@ -125,9 +126,9 @@ int sfs_dir_snapshot(struct sfs_fs *fs, struct sfs_node *n,
 	d->entries = entries_new();
 	struct sfs_dirent dot = { g_strdup("."), n->ino, DT_DIR };
 	/* d_ino 0 would make readdir(3) skip the entry. */
-	g_rec_mutex_lock(&fs->ns_lock); /* parent changes only under it */
+	bool taken = sfs_ns_lock_shared(fs); /* parent changes under it */
 	uint64_t up = n->parent ? n->parent->ino : n->ino;
-	g_rec_mutex_unlock(&fs->ns_lock);
+	sfs_ns_unlock_shared(fs, taken);
 	struct sfs_dirent dotdot = { g_strdup(".."), up, DT_DIR };
 	g_array_append_val(d->entries, dot);
 	g_array_append_val(d->entries, dotdot);

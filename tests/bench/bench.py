@@ -11,6 +11,7 @@ under it should this process die.
 """
 
 import datetime
+import gzip
 import hashlib
 import json
 import os
@@ -37,7 +38,12 @@ ALL_OPS = ["link", "seedlink", "stat", "readcold", "readwarm", "import", "rm",
 LINK_PHASE_OPS = {"link", "stat", "readcold", "readwarm", "import", "rm"}
 # copy: uv's copy fallback, the cache on /var/tmp and the venv on another
 # filesystem (a loop-mounted ext4 image); it runs the uv rows only.
-KINDS = ("native", "overlay", "fuse-overlayfs", "scratchfs", "copy")
+KINDS = ("native", "overlay", "fuse-overlayfs", "scratchfs", "copy", "passthrough_ll")
+# libfuse's own example, built at run time from Debian's libfuse3-dev
+# documentation (never part of this project).
+PASSTHROUGH_LL_SRC = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c"
+# Rows a one-directory passthrough can run (it has no shared layer).
+ONE_DIR_OPS = LINK_PHASE_OPS | {"mem"}
 MEM_ROWS = [("idle", "idle after mount"), ("installed", "after install"),
             ("removed", "after install + rm"), ("forgotten", "after drop_caches 2")]
 
@@ -110,6 +116,46 @@ def mount_holders(path):
     return found[:10]
 
 
+def cpu_seconds(pid):
+    """utime + stime of every thread of pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def build_passthrough_ll(rundir):
+    """Compile libfuse's passthrough_ll example into rundir; its path."""
+    src = PASSTHROUGH_LL_SRC
+    if not os.path.exists(src) and os.path.exists(src + ".gz"):
+        with gzip.open(src + ".gz", "rb") as f, open(os.path.join(rundir, "passthrough_ll.c"), "wb") as o:
+            o.write(f.read())
+        src = os.path.join(rundir, "passthrough_ll.c")
+    if not os.path.exists(src):
+        raise BenchError("target passthrough_ll needs %s (apt install libfuse3-dev)" % src)
+    os.makedirs(os.path.join(rundir, "bin"), exist_ok=True)
+    out = os.path.join(rundir, "bin", "passthrough_ll")
+    if os.access(out, os.X_OK):
+        return out
+    flags = run(["pkg-config", "--cflags", "--libs", "fuse3"]).split()
+    run(["cc", "-O2", "-o", out, "-I", os.path.dirname(PASSTHROUGH_LL_SRC), src] + flags)
+    return out
+
+
+def context_switches(pid):
+    """Voluntary context switches of every thread of pid so far: each is
+    a sleep, so each wake-up of the daemon counts one."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass                        # a thread that just ended
+    return total
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -175,6 +221,8 @@ class Target:
             self.binary = binary or os.environ.get("SCRATCHFS_BIN")
             if not self.binary:
                 raise BenchError("target %s needs SCRATCHFS_BIN" % spec)
+        elif kind == "passthrough_ll":
+            self.binary = build_passthrough_ll(rundir)
         if self.fuse and not (self.binary and os.access(self.binary, os.X_OK)):
             raise BenchError("target %s: no executable %s" % (spec, self.binary or kind))
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)
@@ -186,7 +234,16 @@ class Target:
 
     @property
     def fuse(self):
-        return self.kind in ("fuse-overlayfs", "scratchfs")
+        return self.kind in ("fuse-overlayfs", "scratchfs", "passthrough_ll")
+
+    def runs(self, op):
+        """copy (uv's fallback) runs the uv rows only; passthrough_ll serves
+        one directory: no shared layer, no uv cache."""
+        if self.kind == "copy":
+            return op in uvbench.UV_OPS
+        if self.kind == "passthrough_ll":
+            return op in ONE_DIR_OPS or op.startswith("par")
+        return True
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -229,8 +286,13 @@ class Target:
         mnt = self.path("mnt")
         if mounted(mnt):
             raise BenchError("%s is still mounted" % mnt)
-        opts = ",".join(["lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work]
-                        + self.opts)
+        if self.kind == "passthrough_ll":
+            if layout != "link":
+                raise BenchError("passthrough_ll has no shared layer")
+            opts = ",".join(["source=" + upper] + self.opts)
+        else:
+            opts = ",".join(["lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work]
+                            + self.opts)
         if self.kind == "overlay":
             run(["mount", "-t", "overlay", "overlay", "-o", opts, mnt])
             MOUNTS.append(self)
@@ -357,6 +419,7 @@ class Bench:
             except (uvbench.UvError, uvbench.uv_env.SetupError) as e:
                 raise BenchError(str(e))
         self.times = {t.label: {} for t in self.targets}     # label -> op -> [s]
+        self.cpu = {t.label: {} for t in self.targets}       # label -> op -> [daemon CPU s]
         self.mem = {}                                          # label -> row -> KiB
 
     # -- checks: a broken filesystem must fail, not look fast
@@ -465,11 +528,17 @@ class Bench:
         os.sync()                       # start every measurement with no dirty data
         if op == "readcold":
             drop_caches(3)
+        pid = target.proc.pid if target.proc else None
+        c0 = cpu_seconds(pid) if pid else None
         t0 = time.perf_counter()
         out = fn(*args)
         dt = time.perf_counter() - t0
+        cpu = cpu_seconds(pid) - c0 if pid else None
         self.times[target.label].setdefault(op, []).append(dt)
-        log("  %-22s %-9s %8.3f s" % (target.label, op, dt))
+        if cpu is not None:
+            self.cpu[target.label].setdefault(op, []).append(cpu)
+        log("  %-22s %-9s %8.3f s%s" % (target.label, op, dt,
+                                        "" if cpu is None else ", daemon CPU %.3f s" % cpu))
         return out
 
     def import_modules(self, venv):
@@ -599,11 +668,14 @@ class Bench:
         for t in [t for t in self.targets if t.fuse]:
             log("counting requests of %s" % t.label)
             counts = {}
+            wakeups = {}
 
             def measure(op, fn, *args):
                 time.sleep(0.3)                 # let FORGETs of the last op arrive
                 start = os.path.getsize(t.daemon_log)
+                sw = context_switches(t.proc.pid)
                 fn(*args)
+                sw = context_switches(t.proc.pid) - sw
                 time.sleep(0.3)
                 with open(t.daemon_log, "rb") as f:
                     f.seek(start)
@@ -611,6 +683,7 @@ class Bench:
                 c = counts[op] = {}
                 for name in re.findall(r"opcode: (\w+)", text):
                     c[name] = c.get(name, 0) + 1
+                wakeups[op] = sw
                 log("  %-22s %-9s %d requests" % (t.label, op, sum(c.values())))
 
             view = t.mount("link", extra_flags=["-d"])
@@ -623,10 +696,11 @@ class Bench:
             measure("import", self.import_modules, venv)
             measure("rm", run, ["rm", "-rf", venv])
             t.unmount()
-            view = t.mount("seed", extra_flags=["-d"])
-            measure("seedlink", run, ["cp", "-al", view.cache, view.venv()])
-            self.check_links(view, [view.venv()], 2)
-            t.unmount()
+            if t.runs("seedlink"):
+                view = t.mount("seed", extra_flags=["-d"])
+                measure("seedlink", run, ["cp", "-al", view.cache, view.venv()])
+                self.check_links(view, [view.venv()], 2)
+                t.unmount()
 
             opcodes = sorted({k for c in counts.values() for k in c},
                              key=lambda k: -sum(c.get(k, 0) for c in counts.values()))
@@ -635,6 +709,8 @@ class Bench:
             rows.append(["**total**"] + [sum(c.values()) for c in counts.values()])
             rows.append(["**per file**"] + ["%.2f" % (sum(c.values()) / self.m["files"])
                                             for c in counts.values()])
+            rows.append(["**daemon sleeps** (voluntary context switches, with -d)"]
+                        + [wakeups[op] for op in counts])
             out.append("FUSE requests per operation, %s (%d files, %d dirs):\n" % (
                 t.label, self.m["files"], self.m["dirs"]))
             out.append(markdown(header, rows) + "\n")
@@ -668,12 +744,12 @@ class Bench:
             log("repetition %d/%d" % (rep + 1, self.reps))
             order = self.targets[rep % n:] + self.targets[:rep % n]
             for t in order:
-                if LINK_PHASE_OPS & set(self.ops) and t.kind != "copy":
+                if LINK_PHASE_OPS & set(self.ops) and t.runs("link"):
                     self.phase_link(t)
-                if "seedlink" in self.ops and t.kind != "copy":
+                if "seedlink" in self.ops and t.runs("seedlink"):
                     self.phase_seed(t)
                 for op in uvbench.UV_OPS:
-                    if op in self.ops:
+                    if op in self.ops and t.runs(op):
                         self.phase_uv(t, op)
             if rep < self.par_reps:
                 for k in pars:
@@ -707,6 +783,15 @@ class Bench:
         out.append(markdown(["operation"] + labels,
                             [[opname(op)] + ["%.3f" % med[lab][op] if op in med[lab] else "-"
                                              for lab in labels] for op in self.rows()]))
+        cpu_labels = [lab for lab in labels if self.cpu[lab]]
+        if cpu_labels:
+            cmed = {lab: {op: statistics.median(v) for op, v in self.cpu[lab].items()}
+                    for lab in cpu_labels}
+            out.append("\nDaemon CPU time (user + system, all threads), median, seconds "
+                       "(next to the wall time above):\n")
+            out.append(markdown(["operation"] + cpu_labels,
+                                [[opname(op)] + ["%.3f" % cmed[lab][op] if op in cmed[lab] else "-"
+                                                 for lab in cpu_labels] for op in self.rows()]))
         if "native" in labels:
             out.append("\nRatio to native (lower is better):\n")
             base = med["native"]
@@ -818,6 +903,7 @@ def main(argv):
         raw = os.path.join(b.base, "last-results.json")
         with open(raw + ".tmp", "w") as f:
             json.dump({"command": command_line(argv), "load": b.load, "times": b.times,
+                       "daemon_cpu": b.cpu,
                        "mem_kib": b.mem, "manifest": b.m}, f, indent=1)
         os.rename(raw + ".tmp", raw)
         log("raw times: %s" % raw)

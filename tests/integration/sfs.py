@@ -25,11 +25,13 @@ A test file is skipped only when it cannot run at all (not root, no
 /dev/fuse); failures are never turned into skips.
 """
 
+import collections
 import ctypes
 import ctypes.util
 import errno
 import hashlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -320,6 +322,22 @@ def xattrs_of(path, follow=False):
         except OSError as e:
             out[n] = "<%s>" % errno.errorcode.get(e.errno, e.errno)
     return out
+
+
+def request_counts(m, fn, skip_root=False):
+    """The requests a mount started with -d received while fn ran, by
+    opcode (each is one "opcode: NAME" line of its log); skip_root: leave
+    out those about the root."""
+    fd = m.log.fileno()
+    time.sleep(0.1)  # let replies and FORGETs of earlier steps land
+    start = os.fstat(fd).st_size
+    fn()
+    time.sleep(0.1)
+    end = os.fstat(fd).st_size
+    text = os.pread(fd, end - start, start).decode(errors="replace")
+    ops = re.findall(r"opcode: (\w+) \(\d+\), nodeid: (\d+)", text)
+    return collections.Counter(op for op, node in ops
+                               if not (skip_root and node == "1"))
 
 
 def wait_for(cond, timeout=3.0, interval=0.05):

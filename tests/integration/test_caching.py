@@ -6,9 +6,7 @@ mount; anything that depends on a shared layer keeps `timeout`.
 Request counts come from the daemon's -d log: each request it receives is
 one "opcode: NAME" line."""
 
-import collections
 import os
-import re
 import sys
 import time
 
@@ -28,15 +26,7 @@ class CachingTest(sfs.TestCase):
         """The requests the daemon received while fn ran, but those about
         the root: it merges the shared root, so its attributes (which a
         path walk checks) are asked for again after `timeout`."""
-        fd = m.log.fileno()
-        time.sleep(0.1)  # let replies and FORGETs of earlier steps land
-        start = os.fstat(fd).st_size
-        fn()
-        time.sleep(0.1)
-        end = os.fstat(fd).st_size
-        text = os.pread(fd, end - start, start).decode(errors="replace")
-        ops = re.findall(r"opcode: (\w+) \(\d+\), nodeid: (\d+)", text)
-        return collections.Counter(op for op, node in ops if node != "1")
+        return sfs.request_counts(m, fn, skip_root=True)
 
     def test_local_names_outlive_timeout(self):
         sfs.write_file(self.layers.L("d", "shared.txt"), b"s")

@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +134,36 @@ class CopyUpTest(sfs.TestCase):
         self.assertEqual(hashlib.sha256(read_file(self.layers.U("big"))).hexdigest(),
                          hashlib.sha256(data).hexdigest())
         self.assertEqual(sfs.sha_noatime(self.layers.L("big")), want)
+
+    def test_copy_ups_of_different_files_do_not_wait(self):
+        """While a big file's data is copied up, a metadata-only copy-up
+        of another file in a local directory completes."""
+        m = self.mount()
+        size = 256 << 20
+        with open(self.layers.L("huge"), "wb") as f:
+            for _ in range(size >> 20):
+                f.write(os.urandom(1 << 20))
+        os.sync()
+        sfs.write_file(self.layers.L("small"), b"s")
+        m.resnapshot()
+        os.stat(m.M("small"))
+        done = {}
+
+        def big():
+            fd = os.open(m.M("huge"), os.O_RDWR)  # copies 256 MiB up
+            done["big"] = time.monotonic()
+            os.close(fd)
+        t = threading.Thread(target=big)
+        t.start()
+        # the big copy is being built in workdir
+        building = os.path.join(self.layers.work, "work")
+        self.assertTrue(sfs.wait_for(lambda: os.listdir(building), interval=0.001))
+        os.chmod(m.M("small"), 0o600)  # metadata-only copy-up
+        done["small"] = time.monotonic()
+        t.join()
+        self.assertLess(done["small"], done["big"])
+        self.assertEqual(stat.S_IMODE(os.stat(self.layers.U("small")).st_mode), 0o600)
+        self.assertEqual(os.stat(self.layers.U("huge")).st_size, size)
 
     def test_copy_up_readonly_file_written_by_root(self):
         m = self.mount()

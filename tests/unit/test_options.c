@@ -481,7 +481,8 @@ static void test_help_version(void **state)
 				"default_permissions", "-o ro", "fsname=",
 				"-f ", "-d ", "-s ", "-c FILE", "--version",
 				"upper_limit=", "upper_inodes=", "loglevel=",
-				"--status", "--format=", "--fsck", "--repair" };
+				"--status", "--format=", "--fsck", "--repair",
+				"busy_poll=", "passthrough=", "no_opendir=" };
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (!strstr(buf, names[i]))
 			fail_msg("--help lacks %s", names[i]);
@@ -622,6 +623,32 @@ static void test_timeout_values(void **state)
 	assert_true(t->cfg.timeout == 0.25);
 	expect_ok(t, PARSE(t, "-o", "timeout=30", t->lower, t->mnt));
 	assert_true(t->cfg.timeout == 30.0);
+}
+
+static void test_speed_options(void **state)
+{
+	struct t *t = *state;
+	const char *bad[] = { "abc", "", "-1", "10001", "1.5", " 1" };
+
+	expect_ok(t, PARSE(t, t->lower, t->mnt));
+	assert_int_equal(t->cfg.busy_poll, 0);
+	assert_true(t->cfg.passthrough);
+	assert_true(t->cfg.no_opendir);
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+		expect_error(t,
+			     PARSE(t, "-o", S(t, "busy_poll=%s", bad[i]),
+				   t->lower, t->mnt),
+			     SFS_EXIT_USAGE, S(t, "busy_poll=%s", bad[i]),
+			     "microseconds");
+	expect_ok(t, PARSE(t, "-o", "busy_poll=0,passthrough=off,no_opendir=off",
+			   t->lower, t->mnt));
+	assert_int_equal(t->cfg.busy_poll, 0);
+	assert_false(t->cfg.passthrough);
+	assert_false(t->cfg.no_opendir);
+	expect_ok(t, PARSE(t, "-o", "busy_poll=10000,nopassthrough",
+			   t->lower, t->mnt));
+	assert_int_equal(t->cfg.busy_poll, 10000);
+	assert_false(t->cfg.passthrough);
 }
 
 static void test_default_permissions(void **state)
@@ -1278,6 +1305,7 @@ int main(void)
 		T(test_unknown_options),
 		T(test_mount_helper_options_ignored),
 		T(test_timeout_values),
+		T(test_speed_options),
 		T(test_default_permissions),
 		T(test_allow_other_root_default),
 		T(test_unprivileged_defaults),
