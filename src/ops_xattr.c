@@ -102,6 +102,19 @@ static int prepare_change(fuse_req_t req, struct sfs_node *n,
 	return r ? r : sfs_copyup(sfs_req_fs(req), n, SFS_COPY_META);
 }
 
+/* The local object of ino, copied up first, to change its attribute
+ * name: 0 with *f open, or -errno. */
+static int local_for_change(fuse_req_t req, fuse_ino_t ino, const char *name,
+			    SfsFd *f)
+{
+	struct sfs_node *n = sfs_req_node(req, ino);
+	int r = prepare_change(req, n, name);
+	if (r < 0)
+		return r;
+	*f = sfs_obj_get(&sfs_req_fs(req)->layers, &n->upper);
+	return f->fd < 0 ? f->fd : 0;
+}
+
 void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		     const char *value, size_t size, int flags)
 {
@@ -109,13 +122,10 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		sfs_status_setxattr(req, name, value, size);
 		return;
 	}
-	struct sfs_node *n = sfs_req_node(req, ino);
-	int r = prepare_change(req, n, name);
 	SFS_AUTOFD f = { .fd = -1 };
-	if (r == 0) {
-		f = sfs_obj_get(&sfs_req_fs(req)->layers, &n->upper);
-		r = f.fd < 0 ? f.fd : sfs_setxattr_fd(f.fd, name, value, size, flags);
-	}
+	int r = local_for_change(req, ino, name, &f);
+	if (r == 0)
+		r = sfs_setxattr_fd(f.fd, name, value, size, flags);
 	fuse_reply_err(req, -r);
 }
 
@@ -125,12 +135,9 @@ void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct sfs_node *n = sfs_req_node(req, ino);
-	int r = prepare_change(req, n, name);
 	SFS_AUTOFD f = { .fd = -1 };
-	if (r == 0) {
-		f = sfs_obj_get(&sfs_req_fs(req)->layers, &n->upper);
-		r = f.fd < 0 ? f.fd : sfs_removexattr_fd(f.fd, name);
-	}
+	int r = local_for_change(req, ino, name, &f);
+	if (r == 0)
+		r = sfs_removexattr_fd(f.fd, name);
 	fuse_reply_err(req, -r);
 }
