@@ -2,7 +2,8 @@
 # run.sh [TEST.py...] - build scratchfs with clang -fsanitize=thread in a
 # build directory of its own (a copy of the committed tree, so the
 # worktree's own build is untouched) and run integration tests against it
-# (default: test_stress.py).  TSan reports land in $OUT (default
+# (default: test_stress.py), with G_SLICE=always-malloc so that glib's slab
+# allocator does not hide who owns memory.  TSan reports land in $OUT (default
 # /var/tmp/scratchfs-tsan/reports); the script prints their summary lines
 # and exits 1 if there are any.
 #   SFS_TSAN_DIR   where to build (default /var/tmp/scratchfs-tsan)
@@ -28,7 +29,7 @@ make -j2 src/scratchfs LIBS="$PWD/glib_mutex_tsan.o -ldl" >>"$dir/build.log" 2>&
 status=0
 for t in "${tests[@]}"; do
 	SCRATCHFS_BIN="$dir/tree/src/scratchfs" \
-	TSAN_OPTIONS="exitcode=0 log_path=$out/report" \
+	TSAN_OPTIONS="exitcode=0 log_path=$out/report" G_SLICE=always-malloc \
 		python3 "tests/integration/$t" || status=1
 done
 reports=$(cat "$out"/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer' || true)
