@@ -18,7 +18,13 @@ error, never "no").  For each operation of OPS and each step k of it:
   - the shared layer is unchanged (the harness digests it at unmount);
   - then, without faults, the same operation succeeds and shows the view
     after.
-Plus a local layer on a real tmpfs filled to within a few blocks.
+A step whose calls up to and including the failed one are those of a step
+already failed for another operation with the same setup (the copy-up of
+a shared file, the same for link, chmod, setxattr...) runs the same code
+in the same state and is not run again, unless SFS_FAULTS_ALL=1.
+
+Plus a local layer on a real ext4 (loop device; tmpfs where there is
+none) filled to within a few blocks.
 """
 
 import errno
@@ -216,7 +222,6 @@ def make_lower(L):
     write_file(L("d/h1"), DATA_H, mode=0o644)
     os.link(L("d/h1"), L("d/h2"))
     write_file(L("d/sub/x"), b"x\n")
-    write_file(L("d/sub/y"), b"y\n")
     os.symlink("x", L("d/sub/lnk"))
     write_file(L("d/gone/z"), b"z\n")
     write_file(L("d/gone/w"), b"w\n")
@@ -228,10 +233,47 @@ def nothing(m):
     pass
 
 
+def local_d(m):
+    """d has a local directory already: its copy-up, the same for every
+    operation below it, is failed step by step in `create` and
+    `mkdir_merged` only."""
+    os.chmod(m.M("d"), 0o755)
+
+
 def empty_gone(m):
     """d/gone is empty in the mount, full of whiteouts locally."""
+    local_d(m)
     os.unlink(m.M("d/gone/z"))
     os.unlink(m.M("d/gone/w"))
+
+
+def unlinked_g(m):
+    local_d(m)
+    os.unlink(m.M("d/g"))
+
+
+def local_state(m):
+    """Copied-up, metadata-only, hardlinked and opaque objects, then a
+    remount so that looking them up reads what marks them."""
+    os.chmod(m.M("d/g"), 0o600)                  # metadata copy, own st_ino
+    os.link(m.M("d/h1"), m.M("d/h-local"))       # indexed hardlink
+    for n in ("x", "lnk"):
+        os.unlink(m.M("d/sub", n))
+    os.rmdir(m.M("d/sub"))
+    os.mkdir(m.M("d/sub"))                       # opaque over the shared one
+    os.unlink(m.M("d/gone/z"))                   # whiteout in a merged dir
+    return "cold"  # remounted after the view before: nothing cached
+
+
+def op_lookups(m):
+    """Read-only: each answer is right or an error, never a guess."""
+    for p in ("d/g", "d/h-local", "d/h2", "d/sub", "d/gone", "d/gone/w"):
+        os.lstat(m.M(p))
+    if os.listdir(m.M("d/sub")):
+        raise AssertionError("the opaque d/sub shows shared names")
+    if os.path.exists(m.M("d/gone/z")):
+        raise AssertionError("deleted d/gone/z is back")
+    sfs.read_file(m.M("d/g"))
 
 
 def op_create(m):
@@ -248,24 +290,24 @@ def op_write(m):
 
 # name, setup, operation
 OPS = [
+    ("lookups", local_state, op_lookups),
     ("create", nothing, op_create),
-    ("write_shared", nothing, op_write),
-    ("link_shared", nothing, lambda m: os.link(m.M("d/f"), m.M("d/f-link"))),
-    ("link_shared_hardlink", nothing, lambda m: os.link(m.M("d/h1"), m.M("d/h3"))),
-    ("chmod_shared", nothing, lambda m: os.chmod(m.M("d/g"), 0o600)),
-    ("setxattr_shared", nothing,
+    ("mkdir_merged", nothing, lambda m: os.mkdir(m.M("d/newdir"))),
+    ("write_shared", local_d, op_write),
+    ("link_shared", local_d, lambda m: os.link(m.M("d/f"), m.M("d/f-link"))),
+    ("link_shared_hardlink", local_d, lambda m: os.link(m.M("d/h1"), m.M("d/h3"))),
+    ("chmod_shared", local_d, lambda m: os.chmod(m.M("d/g"), 0o600)),
+    ("setxattr_shared", local_d,
      lambda m: os.setxattr(m.M("d/g"), "user.test", b"v")),
-    ("unlink_shared", nothing, lambda m: os.unlink(m.M("d/g"))),
-    ("unlink_shared_hardlink", nothing, lambda m: os.unlink(m.M("d/h1"))),
+    ("unlink_shared", local_d, lambda m: os.unlink(m.M("d/g"))),
+    ("unlink_shared_hardlink", local_d, lambda m: os.unlink(m.M("d/h1"))),
     ("rmdir_over_whiteouts", empty_gone, lambda m: os.rmdir(m.M("d/gone"))),
-    ("rename_over_shared", nothing, lambda m: os.rename(m.M("d/f"), m.M("d/g"))),
-    ("rename_shared_dir", nothing,
+    ("rename_over_shared", local_d, lambda m: os.rename(m.M("d/f"), m.M("d/g"))),
+    ("rename_shared_dir", local_d,
      lambda m: os.rename(m.M("d/sub"), m.M("d/sub2"))),
     ("rename_dir_over_whiteouts", empty_gone,
      lambda m: os.rename(m.M("e"), m.M("d/gone"))),
-    ("mkdir_merged", nothing, lambda m: os.mkdir(m.M("d/newdir"))),
-    ("mkdir_over_whiteout", lambda m: os.unlink(m.M("d/g")),
-     lambda m: os.mkdir(m.M("d/g"))),
+    ("mkdir_over_whiteout", unlinked_g, lambda m: os.mkdir(m.M("d/g"))),
 ]
 
 
@@ -285,8 +327,10 @@ class FaultRun:
         self.m = sfs.Mount(self.layers, env=self.shim.env())
         self.m.start()
         test.addCleanup(self._stop)
-        setup(self.m)
+        cold = setup(self.m) == "cold"
         self.before = view(self.m.mnt)
+        if cold:
+            self.m.remount()
         self.dev = os.stat(self.layers.upper).st_dev
 
     def _stop(self):
@@ -301,6 +345,10 @@ class FaultRun:
 
     def shown(self):
         return normalize(view(self.m.mnt), self.before)
+
+
+# (errno, setup, calls up to the failed one) of the steps already run.
+DONE_STEPS = set()
 
 
 class FaultTest(sfs.TestCase):
@@ -336,10 +384,10 @@ class FaultTest(sfs.TestCase):
             problems.append("%s: shows neither before nor after:\n%s\n  vs after:\n%s" % (
                 where, describe(shown, before, "shown", "before"),
                 describe(shown, after, "shown", "after")))
-        # A removal that failed leaves its object for the next mount's
-        # cleanup; nothing else may stay behind.
+        # What a failed cleanup (after the commit, or a removal) leaves
+        # is the next mount's; a failed operation leaves nothing else.
         left = work_leftovers(r.layers)
-        if left and fired != "unlinkat":
+        if left and e != 0 and fired != "unlinkat":
             problems.append("%s: leftovers in workdir/work: %s" % (where, left))
         try:
             r.m.remount()
@@ -369,6 +417,10 @@ class FaultTest(sfs.TestCase):
         self.assertTrue(log, "%s: the shim counted no call on the local layer" % name)
         problems = []
         for k in range(1, len(log) + 1):
+            key = (err, setup.__name__, tuple(log[:k]))
+            if key in DONE_STEPS and not os.environ.get("SFS_FAULTS_ALL"):
+                continue
+            DONE_STEPS.add(key)
             problems += self.one_step(name, setup, op, calls, k, err, after)
         if problems:
             self.fail("%d of %d steps (%s) went wrong:\n%s" % (
@@ -440,6 +492,29 @@ def fill_to(fsdir, keep_blocks):
     return filler
 
 
+class MetacopyDataGoneTest(sfs.TestCase):
+    """A metadata-only copy whose shared data was removed reads EIO (as
+    on overlayfs), with one log line; stat, chmod and unlink still work."""
+
+    def test_reads_eio(self):
+        write_file(self.layers.L("f"), b"shared data\n")
+        m = self.mount(check_lower=False)
+        os.chmod(m.M("f"), 0o600)
+        self.assertIn("trusted.overlay.metacopy", os.listxattr(self.layers.U("f")))
+        m.umount()
+        os.unlink(self.layers.L("f"))
+        m = self.mount(check_lower=False)
+        self.assertEqual(os.stat(m.M("f")).st_size, len(b"shared data\n"))
+        self.assertErrno(errno.EIO, sfs.read_file, m.M("f"))
+        self.assertErrno(errno.EIO, os.open, m.M("f"), os.O_WRONLY)
+        self.assertErrno(errno.EIO, os.open, m.M("f"), os.O_RDONLY)
+        os.chmod(m.M("f"), 0o644)
+        os.unlink(m.M("f"))
+        self.assertFalse(os.path.exists(m.M("f")))
+        self.assertEqual(len([x for x in m.output().splitlines()
+                              if "lost its shared data" in x]), 1, m.output())
+
+
 class FullDiskTest(sfs.TestCase):
     """The local layer on a small real filesystem filled to within a few
     blocks: each operation either succeeds or fails with ENOSPC showing
@@ -498,4 +573,7 @@ class FullDiskTest(sfs.TestCase):
 
 
 if __name__ == "__main__":
+    # About 200 mounts, each failing one step: more than the default
+    # budget of a test file on a loaded machine.
+    os.environ.setdefault("SFS_TIMEOUT", "900")
     sfs.main()

@@ -35,6 +35,7 @@ SSHD = "/usr/sbin/sshd"
 KEEPALIVE = 1
 KEEPALIVE_COUNT = 2
 GIVE_UP = 10  # seconds a request may take while the volume is stopped
+QUIET = 5.5   # seconds of answers that end an episode (health.c), and some
 
 
 def free_port():
@@ -295,9 +296,14 @@ class SharedVolumeTest(sfs.TestCase):
             self.assertTrue(content, "the mount does not serve the volume again")
             self.assertEqual(read_file(m.M("shared/f%02d" % (2 * episode + 1))),
                              b"shared %d\n" % (2 * episode + 1))
+            # The episode ends with an answer 5 s after the last failure.
+            time.sleep(QUIET)
+            self.assertEqual(read_file(m.M("shared/f%02d" % (2 * episode + 10))),
+                             b"shared %d\n" % (2 * episode + 10))
             lines = shared_layer_lines(m)
-            self.assertEqual(len([x for x in lines if "not answering" in x]), episode,
-                             "want one line per episode:\n%s" % "\n".join(lines))
+            for what in ("not answering", "answers again"):
+                self.assertEqual(len([x for x in lines if what in x]), episode,
+                                 "want one line per episode:\n%s" % "\n".join(lines))
         m.umount()
         self.assertEqual(sfs.lower_digest(self.vol.export), self.export_digest,
                          "the shared layer was modified")

@@ -7,6 +7,7 @@
 # /var/tmp/scratchfs-tsan/reports); the script prints their summary lines
 # and exits 1 if there are any.
 #   SFS_TSAN_DIR   where to build (default /var/tmp/scratchfs-tsan)
+#   SFS_TSAN_REV   the commit to build (default HEAD)
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,7 +18,11 @@ tests=("$@")
 
 rm -rf "$dir/tree" "$out"
 mkdir -p "$dir/tree" "$out"
-git -C "$src" archive HEAD | tar -x -C "$dir/tree"
+git -C "$src" archive "${SFS_TSAN_REV:-HEAD}" | tar -x -C "$dir/tree"
+# The TSan helpers of this tree, also for an older SFS_TSAN_REV.
+mkdir -p "$dir/tree/tests/tsan"
+cp "$src/tests/tsan/glib_mutex_tsan.c" "$src/tests/tsan/suppressions.txt" \
+	"$dir/tree/tests/tsan/"
 cd "$dir/tree"
 autoreconf -fi >"$dir/build.log" 2>&1
 ./configure CC=clang CFLAGS="-fsanitize=thread -g -O1" \
@@ -29,7 +34,8 @@ make -j2 src/scratchfs LIBS="$PWD/glib_mutex_tsan.o -ldl" >>"$dir/build.log" 2>&
 status=0
 for t in "${tests[@]}"; do
 	SCRATCHFS_BIN="$dir/tree/src/scratchfs" \
-	TSAN_OPTIONS="exitcode=0 log_path=$out/report" G_SLICE=always-malloc \
+	TSAN_OPTIONS="exitcode=0 log_path=$out/report suppressions=$dir/tree/tests/tsan/suppressions.txt" \
+	G_SLICE=always-malloc \
 		python3 "tests/integration/$t" || status=1
 done
 reports=$(cat "$out"/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer' || true)
