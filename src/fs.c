@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "fs.h"
+#include "health.h"
 #include "log.h"
 #include "lookup.h"
 #include "readdir.h"
@@ -27,6 +28,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	sfs_counters_init(&fs->counters);
 	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
+	sfs_health_init(&fs->layers);
 	fs->table = sfs_table_new();
 	struct sfs_node *root = sfs_root_node(fs, err);
 	if (!root)
@@ -48,6 +50,7 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
 	g_free(fs->mountpoint);
+	sfs_health_free();
 	g_rec_mutex_clear(&fs->ns_lock);
 }
 

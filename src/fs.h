@@ -27,7 +27,9 @@ struct sfs_fs {
 	/* Serialises changes to the namespace that span layers: copy-up,
 	 * rename, and whiteout-producing removals.  Lookups, reads, writes,
 	 * getattr and links of local files never take it. */
-	GRecMutex ns_lock;
+	GRecMutex ns_lock;     /* through sfs_ns_lock()/sfs_ns_unlock() */
+	gpointer ns_owner;     /* atomic: GThread holding it, for assertions */
+	int ns_depth;          /* its recursion depth; owner only */
 	struct fuse_session *se;
 	struct sfs_notifier *notifier; /* NULL until the session runs */
 	struct sfs_reclaim *reclaim;   /* NULL until the session runs */
@@ -41,6 +43,32 @@ struct sfs_fs {
 bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 		 GError **err);
 void sfs_fs_destroy(struct sfs_fs *fs);
+
+/* The namespace lock (recursive).  It records its owner so that debug
+ * builds (without NDEBUG) can assert it is held. */
+static inline void sfs_ns_lock(struct sfs_fs *fs)
+{
+	g_rec_mutex_lock(&fs->ns_lock);
+	if (fs->ns_depth++ == 0)
+		g_atomic_pointer_set(&fs->ns_owner, g_thread_self());
+}
+
+static inline void sfs_ns_unlock(struct sfs_fs *fs)
+{
+	if (--fs->ns_depth == 0)
+		g_atomic_pointer_set(&fs->ns_owner, NULL);
+	g_rec_mutex_unlock(&fs->ns_lock);
+}
+
+static inline void sfs_assert_ns_held(struct sfs_fs *fs)
+{
+#ifndef NDEBUG
+	if (g_atomic_pointer_get(&fs->ns_owner) != g_thread_self())
+		g_error("namespace lock not held");
+#else
+	(void)fs;
+#endif
+}
 
 static inline struct sfs_fs *sfs_req_fs(fuse_req_t req)
 {

@@ -1,6 +1,7 @@
 /* readdir.c - merged directory listings (see readdir.h). */
 #include "config.h"
 
+#include "health.h"
 #include "readdir.h"
 #include "sys.h"
 #include "whiteout.h"
@@ -32,21 +33,20 @@ static uint64_t guess_ino(struct sfs_fs *fs, int layer, ino_t real)
 /* Whiteouts and ".wh." markers are never listed; a marker's target is
  * hidden in the layers below (through `added`, NULL if there are none),
  * not in its own. */
-static bool is_hidden_entry(int dfd, struct dirent *de, GPtrArray *added)
+static int is_hidden_entry(int dfd, struct dirent *de, GPtrArray *added)
 {
 	if (sfs_is_wh_name(de->d_name)) {
 		if (added)
 			g_ptr_array_add(added, g_strdup(de->d_name +
 							strlen(SFS_WH_PREFIX)));
-		return true;
+		return 1;
 	}
-	if (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) {
-		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    sfs_is_whiteout_stat(&st))
-			return true;
-	}
-	return false;
+	if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+		return 0;
+	struct stat st;
+	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return sfs_is_whiteout_stat(&st);
+	return errno == ENOENT ? 1 : -errno; /* gone meanwhile: not listed */
 }
 
 /* Add the entries of one layer's directory not hidden by the ones above
@@ -55,8 +55,10 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 		      GHashTable *seen, bool last, GArray *out)
 {
 	int fd = sfs_reopen(opath_fd, O_RDONLY | O_DIRECTORY | O_NOATIME);
-	if (fd < 0)
+	if (fd < 0) {
+		sfs_health_note(layer, fd);
 		return fd;
+	}
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -75,7 +77,12 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 			continue;
 		if (added)
 			g_ptr_array_add(added, g_strdup(de->d_name));
-		if (is_hidden_entry(dirfd(d), de, added))
+		int hidden = is_hidden_entry(dirfd(d), de, added);
+		if (hidden < 0) {
+			errno = -hidden;
+			break;
+		}
+		if (hidden)
 			continue;
 		struct sfs_dirent e = {
 			.name = g_strdup(de->d_name),
@@ -85,6 +92,7 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 		g_array_append_val(out, e);
 	}
 	int r = errno ? -errno : 0;
+	sfs_health_note(layer, r);
 	closedir(d);
 	for (guint i = 0; added && i < added->len; i++)
 		g_hash_table_add(seen, added->pdata[i]);
@@ -125,9 +133,9 @@ int sfs_dir_snapshot(struct sfs_fs *fs, struct sfs_node *n,
 	d->entries = entries_new();
 	struct sfs_dirent dot = { g_strdup("."), n->ino, DT_DIR };
 	/* d_ino 0 would make readdir(3) skip the entry. */
-	g_rec_mutex_lock(&fs->ns_lock); /* parent changes only under it */
+	sfs_ns_lock(fs); /* parent changes only under it */
 	uint64_t up = n->parent ? n->parent->ino : n->ino;
-	g_rec_mutex_unlock(&fs->ns_lock);
+	sfs_ns_unlock(fs);
 	struct sfs_dirent dotdot = { g_strdup(".."), up, DT_DIR };
 	g_array_append_val(d->entries, dot);
 	g_array_append_val(d->entries, dotdot);
