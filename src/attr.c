@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "attr.h"
+#include "health.h"
 #include "index.h"
 #include "notify.h"
 #include "objref.h"
@@ -23,8 +24,10 @@ static void watch_shared_data(struct sfs_fs *fs, struct sfs_node *n,
 		sfs_notifier_inval(fs->notifier, sfs_nodeid(fs->table, n));
 }
 
-/* Has the data file changed since last seen?  Records what it saw. */
-bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
+/* Has the data file changed since last seen?  Records what it saw;
+ * *seen_before: whether there was something to compare with. */
+static bool data_changed(struct sfs_node *n, const struct stat *data,
+			 bool *seen_before)
 {
 	g_mutex_lock(&n->cache_lock);
 	/* ctime too: cp -p, tar and rsync put the old mtime back. */
@@ -41,7 +44,20 @@ bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
 	n->cached_ino = data->st_ino;
 	n->cache_valid = true;
 	g_mutex_unlock(&n->cache_lock);
-	return changed && seen;
+	*seen_before = seen;
+	return changed;
+}
+
+bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data)
+{
+	bool seen;
+	return data_changed(n, data, &seen) && seen;
+}
+
+bool sfs_node_data_unchanged(struct sfs_node *n, const struct stat *data)
+{
+	bool seen;
+	return !data_changed(n, data, &seen) && seen;
 }
 
 static void metacopy_size(struct sfs_fs *fs, struct sfs_node *n,
@@ -71,13 +87,15 @@ void sfs_node_attrs(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 
 int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
 {
-	SFS_AUTOFD f = sfs_obj_get(&fs->layers, sfs_node_obj(n));
-	if (f.fd < 0)
-		return f.fd;
-	if (fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-		return -errno;
-	sfs_node_attrs(fs, n, st);
-	return 0;
+	const struct sfs_obj *o = sfs_node_obj(n);
+	SFS_AUTOFD f = sfs_obj_get(&fs->layers, o);
+	int r = f.fd < 0 ? f.fd : 0;
+	if (r == 0 && fstatat(f.fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		r = -errno;
+	sfs_health_note(o->layer, r);
+	if (r == 0)
+		sfs_node_attrs(fs, n, st);
+	return r;
 }
 
 /* A metacopy's data is found by its path in the shared layer, so a shared
@@ -85,21 +103,28 @@ int sfs_node_getattr(struct sfs_fs *fs, struct sfs_node *n, struct stat *st)
  * handle kept since lookup is the fallback when the path is gone. */
 int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
+	if (!sfs_obj_valid(&n->lower))
+		return -EIO; /* a metadata copy whose data is gone */
+	int r = -ENOENT;
 	if (n->lowerdata) {
 		int lfd = fs->layers.lower[n->lower.layer - 1].fd;
 		int fd = openat(lfd, n->lowerdata, flags | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
 			fd = openat(lfd, n->lowerdata,
 				    (flags & ~O_NOATIME) | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
-			return fd < 0 ? -errno : fd;
+		r = fd < 0 ? -errno : fd;
 	}
-	return sfs_obj_open(&fs->layers, &n->lower, flags);
+	if (r == -ENOENT)
+		r = sfs_obj_open(&fs->layers, &n->lower, flags);
+	sfs_health_note(n->lower.layer, r);
+	return r;
 }
 
 int sfs_node_stat_lowerdata(struct sfs_fs *fs, struct sfs_node *n,
 			    struct stat *st)
 {
+	if (!sfs_obj_valid(&n->lower))
+		return -EIO; /* a metadata copy whose data is gone */
 	if (n->lowerdata &&
 	    fstatat(fs->layers.lower[n->lower.layer - 1].fd, n->lowerdata, st,
 		    AT_SYMLINK_NOFOLLOW) == 0)

@@ -19,6 +19,8 @@ void sfs_node_attrs(struct sfs_fs *fs, struct sfs_node *n, struct stat *st);
 /* Has the data file changed since last seen (open or getattr)?  Records
  * what it saw; false the first time. */
 bool sfs_node_data_changed(struct sfs_node *n, const struct stat *data);
+/* The opposite, and only if it had been seen before (keep_cache). */
+bool sfs_node_data_unchanged(struct sfs_node *n, const struct stat *data);
 
 /* Open / stat the shared data of a node (metacopy or shared-only). */
 int sfs_node_open_lowerdata(struct sfs_fs *fs, struct sfs_node *n, int flags);

@@ -48,7 +48,9 @@ struct copy_up {
 	struct stat st;   /* its attributes */
 	char tmp[32];     /* the copy's name in workdir/work while built */
 	int obj;          /* O_PATH on the copy once built, or -1 */
+	struct stat ust;  /* the copy's attributes, once built */
 	bool meta;        /* built as metadata only: the data stays below */
+	bool indexed;     /* a shared hardlink: the copy is indexed too */
 };
 
 /* Copy `size` bytes: reflink where the filesystem can (the refusal is
@@ -213,10 +215,20 @@ static int build_and_rename(struct copy_up *c)
 		c->obj = openat(t, c->tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		r = c->obj < 0 ? -errno : copy_attrs(c);
 	}
+	/* Everything that can fail (the index entry too) comes before the
+	 * rename that commits. */
+	if (r == 0 &&
+	    fstatat(c->obj, "", &c->ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		r = -errno;
+	if (r == 0 && c->indexed)
+		r = sfs_index_add(c->fs, c->n, c->obj, c->st.st_nlink);
 	if (r == 0 &&
 	    renameat2(t, c->tmp, sfs_node_upper(c->n->parent), c->n->name,
-		      RENAME_NOREPLACE) != 0)
+		      RENAME_NOREPLACE) != 0) {
 		r = -errno;
+		if (c->indexed)
+			sfs_index_drop(c->fs, c->n);
+	}
 	if (r < 0) {
 		sfs_rmtree_at(t, c->tmp);
 		if (c->obj >= 0)
@@ -283,19 +295,17 @@ static int64_t size_estimate(const struct copy_up *c)
 }
 
 /* The copy is in place: the node gets its local object. */
-static void publish(struct copy_up *c, bool shared_links, int64_t reserved)
+static void publish(struct copy_up *c, int64_t reserved)
 {
 	struct sfs_fs *fs = c->fs;
-	struct stat ust;
-	if (fstatat(c->obj, "", &ust, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0)
-		sfs_usage_settle(fs, reserved, &ust);
+	sfs_usage_settle(fs, reserved, &c->ust);
 	account(fs, c->n, data_bytes(c));
 	g_atomic_int_set(&c->n->metacopy, c->meta);
-	if (shared_links)
-		sfs_index_add(fs, c->n, c->obj, c->st.st_nlink);
+	if (c->indexed)
+		sfs_index_added(c->n, c->st.st_nlink);
 	struct sfs_obj up;
 	sfs_obj_from_fd(&fs->layers, c->obj, 0, S_ISDIR(c->st.st_mode), &up);
-	sfs_table_set_upper(fs->table, c->n, &up, ust.st_ino);
+	sfs_table_set_upper(fs->table, c->n, &up, c->ust.st_ino);
 	sfs_debug("copied up %s (%s)", c->n->name,
 		  c->meta ? "metadata" : "full");
 }
@@ -313,10 +323,10 @@ static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
 			     .obj = -1 };
 	if (fstatat(low.fd, "", &c.st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
-	bool shared_links = S_ISREG(c.st.st_mode) && c.st.st_nlink > 1;
-	if (shared_links && !exclusive)
+	c.indexed = S_ISREG(c.st.st_mode) && c.st.st_nlink > 1;
+	if (c.indexed && !exclusive)
 		return NEED_EXCLUSIVE; /* the index is shared by its names */
-	if (shared_links) {
+	if (c.indexed) {
 		int r = sfs_index_link(fs, n);
 		if (r != -ENOENT)
 			return r; /* 0: n is local now, maybe metadata only */
@@ -328,7 +338,7 @@ static int copy_object(struct sfs_fs *fs, struct sfs_node *n,
 	sfs_tmp_name(&fs->layers, c.tmp);
 	r = build_and_rename(&c);
 	if (r == 0)
-		publish(&c, shared_links, est);
+		publish(&c, est);
 	else
 		sfs_usage_add(fs, -est, -1);
 	return r;
@@ -378,11 +388,11 @@ static int fill_data(struct sfs_fs *fs, struct sfs_node *n,
 
 /* Can n be copied up at all?  (Checked for n and every ancestor that
  * lacks a local directory before anything is copied.) */
-static int copyable(const struct sfs_node *n)
+static int copyable(struct sfs_fs *fs, struct sfs_node *n)
 {
 	if (!n->parent || !sfs_obj_valid(&n->lower))
 		return -EIO;
-	if (!n->hashed)
+	if (!sfs_table_is_hashed(fs->table, n))
 		return -ESTALE; /* removed through the mount: no name to copy to */
 	return 0;
 }
@@ -400,12 +410,13 @@ static struct sfs_node *topmost_missing(struct sfs_node *n)
 static int copyup_locked(struct sfs_fs *fs, struct sfs_node *n,
 			 enum sfs_copy_mode mode, bool exclusive)
 {
+	sfs_assert_ns_held(fs); /* n->parent, n->name */
 	/* Without metacopy a new copy carries its data, also one that is
 	 * linked to an indexed inode below. */
 	if (!sfs_node_has_upper(n) && !fs->metacopy && mode == SFS_COPY_META)
 		mode = SFS_COPY_DATA;
 	for (struct sfs_node *p = n; !sfs_node_has_upper(p); p = p->parent) {
-		int r = copyable(p);
+		int r = copyable(fs, p);
 		if (r < 0)
 			return r;
 	}
@@ -460,8 +471,9 @@ int sfs_copyup(struct sfs_fs *fs, struct sfs_node *n, enum sfs_copy_mode mode)
 		r = copyup_locked(fs, n, mode, true);
 		sfs_ns_unlock(fs);
 	}
-	if (r < 0)
-		sfs_debug("copy-up of %s failed: %s", n->name, g_strerror(-r));
+	if (r < 0) /* by number: n->name may change once the lock is gone */
+		sfs_debug("copy-up of inode %llu failed: %s",
+			  (unsigned long long)n->ino, g_strerror(-r));
 	return r;
 }
 
@@ -510,12 +522,18 @@ int sfs_copyup_name(struct sfs_fs *fs, struct sfs_node *parent,
 		return 0;
 	int dirfd = sfs_node_upper(parent);
 	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    !sfs_is_whiteout_stat(&st))
-		return 0;
-	int r = sfs_link_obj(&fs->layers, &n->upper, dirfd, name);
-	if (r == 0)
-		sfs_index_name_gone(fs, n); /* that shared name is local now */
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!sfs_is_whiteout_stat(&st))
+			return 0;
+	} else if (errno != ENOENT) {
+		return -errno;
+	}
+	/* That shared name becomes local. */
+	int r = sfs_index_name_leaving(fs, n);
+	if (r < 0)
+		return r;
+	r = sfs_link_obj(&fs->layers, &n->upper, dirfd, name);
+	sfs_index_name_left(fs, n, r == 0);
 	return r;
 }
 

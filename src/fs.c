@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "fs.h"
+#include "health.h"
 #include "log.h"
 #include "listing.h"
 #include "lookup.h"
@@ -33,6 +34,7 @@ bool sfs_fs_init(struct sfs_fs *fs, const struct sfs_config *cfg,
 	fs->listings = sfs_listings_new();
 	if (!sfs_layers_open(cfg, &fs->layers, err) || !sfs_usage_scan(fs, err))
 		return false;
+	sfs_health_init(&fs->layers);
 	fs->table = sfs_table_new();
 	fs->pt = sfs_pt_new();
 	struct sfs_node *root = sfs_root_node(fs, err);
@@ -59,6 +61,7 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 	fs->table = NULL;
 	sfs_layers_close(&fs->layers);
 	g_free(fs->mountpoint);
+	sfs_health_free();
 	for (int i = 0; i < SFS_COPY_STRIPES; i++)
 		g_mutex_clear(&fs->copy_stripes[i]);
 	g_rw_lock_clear(&fs->ns_lock);

@@ -31,7 +31,10 @@ static int upper_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 			   const char *name, int fd, bool *opaque,
 			   GArray **dirs)
 {
-	*opaque = sfs_is_opaque(&fs->layers, fd);
+	int o = sfs_is_opaque(&fs->layers, fd);
+	if (o < 0)
+		return o;
+	*opaque = o;
 	if (*opaque)
 		return 0;
 	int r = sfs_redirect_dirs(fs, parent, sfs_node_upper(parent), name, dirs);
@@ -47,7 +50,9 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 {
 	int pfd = sfs_node_upper(parent);
 	uint64_t ino;
-	bool copied = sfs_getxattr_u64(pfd, name, fs->layers.xa.ino, &ino);
+	int copied = sfs_getxattr_u64(pfd, name, fs->layers.xa.ino, &ino);
+	if (copied < 0)
+		return copied; /* a guess would give the file a new st_ino */
 	if (!copied)
 		ino = sfs_make_ino(0, ust->st_ino);
 	struct sfs_node *n = sfs_table_find_ino(fs->table, ino, true);
@@ -71,10 +76,13 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	char *rel = NULL;
 	if (is_dir) {
 		r = upper_dir_setup(fs, parent, name, up.fd, &opaque, &dirs);
-	} else if (may_be_metacopy(ust) && sfs_is_metacopy_at(&fs->layers, pfd, name)) {
-		int e = sfs_find_lowerdata(fs, parent, pfd, name, &low, &rel);
-		meta = e == 0;
-		lost = e == -ENOENT || e == -ESTALE;
+	} else if (may_be_metacopy(ust)) {
+		int mc = sfs_is_metacopy_at(&fs->layers, pfd, name);
+		int e = mc > 0 ? sfs_find_lowerdata(fs, parent, pfd, name, &low,
+						    &rel)
+			       : MIN(mc, 0);
+		meta = mc > 0 && e == 0;
+		lost = mc > 0 && (e == -ENOENT || e == -ESTALE);
 		/* scratchfs --fsck --repair marked it: known, not news. */
 		if (lost && !sfs_is_lost_at(&fs->layers, pfd, name))
 			sfs_warn("%s: metadata copy lost its shared data (%s); "
@@ -85,6 +93,8 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	}
 	if (r < 0) {
 		sfs_obj_clear(&up);
+		sfs_obj_clear(&low);
+		g_free(rel);
 		sfs_lowerdirs_free(dirs);
 		return r;
 	}
@@ -94,8 +104,11 @@ static int node_from_upper(struct sfs_fs *fs, struct sfs_node *parent,
 	n->metacopy = meta;
 	n->data_lost = lost;
 	n->lowerdata = rel;
-	if (copied)
-		sfs_index_check(fs, n, ust);
+	r = copied ? sfs_index_check(fs, n, ust) : 0;
+	if (r < 0) {
+		sfs_node_free_unhashed(n);
+		return r;
+	}
 	*out = sfs_table_insert(fs->table, n, parent, name);
 	return 0;
 }
@@ -115,8 +128,9 @@ static int lower_dir_setup(struct sfs_fs *fs, struct sfs_node *parent,
 	if (merged < 0)
 		return -errno;
 	sfs_lowerdirs_add(dirs, merged, pd->layer);
-	if (sfs_is_opaque(&fs->layers, fd))
-		return 0;
+	int opaque = sfs_is_opaque(&fs->layers, fd);
+	if (opaque != 0)
+		return opaque < 0 ? opaque : 0;
 	return sfs_collect_lowerdirs(fs, parent, name, i + 1, dirs);
 }
 
@@ -188,8 +202,9 @@ static int lookup_once(struct sfs_fs *fs, struct sfs_node *parent,
 		}
 		if (errno != ENOENT)
 			return -errno;
-		if (sfs_node_merges(parent) && sfs_has_wh_file(pu, name))
-			return -ENOENT;
+		int wh = sfs_node_merges(parent) ? sfs_has_wh_file(pu, name) : 0;
+		if (wh != 0)
+			return wh < 0 ? wh : -ENOENT;
 	}
 	return node_from_lower(fs, parent, name, out, st);
 }
@@ -241,11 +256,22 @@ struct sfs_node *sfs_root_node(struct sfs_fs *fs, GError **err)
 		return NULL;
 	}
 	GArray *dirs = NULL;
-	bool opaque = sfs_is_opaque(l, ufd);
-	for (int i = 0; i < l->nlower && !opaque; i++) {
+	int opaque = sfs_is_opaque(l, ufd);
+	for (int i = 0; i < l->nlower && opaque == 0; i++) {
 		sfs_lowerdirs_add(&dirs, dup(l->lower[i].fd), i + 1);
-		if (sfs_is_opaque(l, l->lower[i].fd))
+		int r = sfs_is_opaque(l, l->lower[i].fd);
+		if (r != 0) {
+			opaque = MIN(r, 0);
 			break;
+		}
+	}
+	if (opaque < 0) {
+		g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(-opaque),
+			    "%s: reading the opaque mark: %s", l->upper.path,
+			    g_strerror(-opaque));
+		sfs_lowerdirs_free(dirs);
+		close(ufd);
+		return NULL;
 	}
 	/* The root's identity is fixed: it never moves and never copies up. */
 	struct sfs_obj up = { .fd = ufd, .layer = 0 };

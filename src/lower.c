@@ -2,6 +2,7 @@
  * (see lower.h). */
 #include "config.h"
 
+#include "health.h"
 #include "lower.h"
 #include "sys.h"
 #include "whiteout.h"
@@ -42,13 +43,17 @@ int sfs_lower_find(struct sfs_node *parent, const char *name, guint *i,
 	if (!sfs_node_merges(parent))
 		return 0;
 	for (; *i < parent->lowerdirs->len; (*i)++) {
-		int fd = g_array_index(parent->lowerdirs, struct sfs_lowerdir, *i).fd;
-		if (fstatat(fd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+		struct sfs_lowerdir *ld =
+			&g_array_index(parent->lowerdirs, struct sfs_lowerdir, *i);
+		if (fstatat(ld->fd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
+			sfs_health_note(ld->layer, 0);
 			return sfs_is_whiteout_stat(st) ? 0 : 1;
-		if (errno != ENOENT)
-			return -errno;
-		if (sfs_has_wh_file(fd, name))
-			return 0;
+		}
+		/* Not here: unless a ".wh." marker hides it below. */
+		int r = errno == ENOENT ? sfs_has_wh_file(ld->fd, name) : -errno;
+		sfs_health_note(ld->layer, r);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	return 0;
 }
@@ -77,7 +82,10 @@ int sfs_collect_lowerdirs(struct sfs_fs *fs, struct sfs_node *parent,
 		if (fd < 0)
 			return fd;
 		sfs_lowerdirs_add(dirs, fd, pd->layer);
-		if (sfs_is_opaque(&fs->layers, fd))
+		int opaque = sfs_is_opaque(&fs->layers, fd);
+		if (opaque < 0)
+			return opaque;
+		if (opaque)
 			break;
 	}
 	return r < 0 ? r : 0;

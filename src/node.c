@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 struct sfs_table {
-	GMutex lock;
+	GMutex lock;           /* through table_lock()/table_unlock() */
+	gpointer owner;        /* atomic: GThread holding it, for assertions */
 	GHashTable *by_ino;    /* reported st_ino -> node */
 	GHashTable *by_upper;  /* local layer inode number -> node */
 	struct sfs_node *root;
@@ -24,6 +25,30 @@ struct sfs_table {
  * free but glibc keeps it: hand it back once this many nodes went and
  * fewer than that are left. */
 #define TRIM_AFTER 4096
+
+static void table_lock(struct sfs_table *t)
+{
+	g_mutex_lock(&t->lock);
+	g_atomic_pointer_set(&t->owner, g_thread_self());
+}
+
+static void table_unlock(struct sfs_table *t)
+{
+	g_atomic_pointer_set(&t->owner, NULL);
+	g_mutex_unlock(&t->lock);
+}
+
+/* Debug builds (without NDEBUG) check that *_locked() callers hold the
+ * table lock. */
+static void assert_locked(struct sfs_table *t)
+{
+#ifndef NDEBUG
+	if (g_atomic_pointer_get(&t->owner) != g_thread_self())
+		g_error("node table lock not held");
+#else
+	(void)t;
+#endif
+}
 
 static guint ino_hash(gconstpointer key)
 {
@@ -136,6 +161,7 @@ void sfs_node_free_unhashed(struct sfs_node *n)
 static struct sfs_node *find_locked(struct sfs_table *t, GHashTable *h,
 				    uint64_t key, bool lookup)
 {
+	assert_locked(t);
 	struct sfs_node *n = g_hash_table_lookup(h, &key);
 	if (n && lookup)
 		n->nlookup++;
@@ -145,29 +171,29 @@ static struct sfs_node *find_locked(struct sfs_table *t, GHashTable *h,
 struct sfs_node *sfs_table_find_ino(struct sfs_table *t, uint64_t ino,
 				    bool lookup)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	struct sfs_node *n = find_locked(t, t->by_ino, ino, lookup);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	return n;
 }
 
 struct sfs_node *sfs_table_find_upper(struct sfs_table *t, ino_t real,
 				      bool lookup)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	struct sfs_node *n = find_locked(t, t->by_upper, (uint64_t)real, lookup);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	return n;
 }
 
 struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 				  struct sfs_node *parent, const char *name)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	struct sfs_node *old = g_hash_table_lookup(t->by_ino, &n->ino);
 	if (old) {
 		old->nlookup++;
-		g_mutex_unlock(&t->lock);
+		table_unlock(t);
 		node_free(n);
 		return old;
 	}
@@ -182,24 +208,25 @@ struct sfs_node *sfs_table_insert(struct sfs_table *t, struct sfs_node *n,
 	g_hash_table_replace(t->by_ino, &n->ino, n);
 	if (n->has_upper)
 		g_hash_table_replace(t->by_upper, &n->upper_real_ino, n);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	return n;
 }
 
 void sfs_table_set_upper(struct sfs_table *t, struct sfs_node *n,
 			 struct sfs_obj *upper, ino_t real)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	n->upper_real_ino = real;
 	n->upper = *upper;
 	g_atomic_int_set(&n->has_upper, 1);
 	if (n->hashed)
 		g_hash_table_replace(t->by_upper, &n->upper_real_ino, n);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 }
 
 static void unhash_locked(struct sfs_table *t, struct sfs_node *n)
 {
+	assert_locked(t);
 	if (!n->hashed || n == t->root)
 		return;
 	if (g_hash_table_lookup(t->by_ino, &n->ino) == n)
@@ -230,6 +257,7 @@ static struct sfs_node *maybe_drop_locked(struct sfs_table *t,
 static void drop_chain_locked(struct sfs_table *t, struct sfs_node *n,
 			      GSList **dead)
 {
+	assert_locked(t);
 	while (n)
 		n = maybe_drop_locked(t, n, dead);
 }
@@ -244,52 +272,60 @@ static void free_dead(struct sfs_table *t, GSList *dead)
 	gint freed = g_atomic_int_add(&t->freed, n) + n;
 	if (freed < TRIM_AFTER)
 		return;
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	guint live = g_queue_get_length(&t->all);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	if (live < (guint)freed &&
 	    g_atomic_int_compare_and_exchange(&t->freed, freed, 0))
 		malloc_trim(0);
 }
 
+bool sfs_table_is_hashed(struct sfs_table *t, struct sfs_node *n)
+{
+	table_lock(t);
+	bool hashed = n->hashed;
+	table_unlock(t);
+	return hashed;
+}
+
 void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	unhash_locked(t, n);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 }
 
 void sfs_node_lookup_inc(struct sfs_table *t, struct sfs_node *n)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	n->nlookup++;
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 }
 
 void sfs_node_forget(struct sfs_table *t, struct sfs_node *n, uint64_t count)
 {
 	GSList *dead = NULL;
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
 	drop_chain_locked(t, n, &dead);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	free_dead(t, dead);
 }
 
 void sfs_node_ref(struct sfs_table *t, struct sfs_node *n)
 {
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	n->refs++;
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 }
 
 void sfs_node_unref(struct sfs_table *t, struct sfs_node *n)
 {
 	GSList *dead = NULL;
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	n->refs--;
 	drop_chain_locked(t, n, &dead);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	free_dead(t, dead);
 }
 
@@ -297,7 +333,7 @@ void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 		       struct sfs_node *parent, const char *name)
 {
 	GSList *dead = NULL;
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	struct sfs_node *old = n->parent;
 	parent->refs++;
 	n->parent = parent;
@@ -305,7 +341,7 @@ void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 	n->name = g_strdup(name);
 	if (old && --old->refs == 0)
 		drop_chain_locked(t, old, &dead);
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	g_free(oldname);
 	free_dead(t, dead);
 }
@@ -315,7 +351,7 @@ int sfs_node_fds(const struct sfs_node *n, int *maxfd)
 {
 	int count = 0;
 	*maxfd = -1;
-	int fds[2] = { sfs_node_has_upper(n) ? n->upper.fd : -1, n->lower.fd };
+	int fds[2] = { sfs_node_upper(n), n->lower.fd };
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0) {
 			count++;
@@ -340,7 +376,7 @@ static int depth_locked(const struct sfs_node *n)
 GArray *sfs_table_prunable(struct sfs_table *t)
 {
 	GArray *out = g_array_new(FALSE, FALSE, sizeof(struct sfs_prunable));
-	g_mutex_lock(&t->lock);
+	table_lock(t);
 	for (GList *l = t->all.head; l; l = l->next) {
 		struct sfs_node *n = l->data;
 		if (n == t->root || !n->hashed || !n->nlookup)
@@ -356,6 +392,6 @@ GArray *sfs_table_prunable(struct sfs_table *t)
 		};
 		g_array_append_val(out, p);
 	}
-	g_mutex_unlock(&t->lock);
+	table_unlock(t);
 	return out;
 }

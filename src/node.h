@@ -61,16 +61,18 @@ struct sfs_node {
 	uint64_t ino;          /* reported st_ino; immutable */
 	mode_t type;           /* S_IFMT bits; immutable */
 
-	/* Protected by the table lock. */
+	/* Protected by the table lock (outside node.c, read hashed through
+	 * sfs_table_is_hashed()). */
 	uint64_t nlookup;      /* kernel references */
 	uint64_t refs;         /* internal: children, open handles */
 	bool hashed;           /* findable by st_ino / local inode */
 	gint64 last_used;      /* monotonic µs of the last request (relaxed) */
 	GList all_link;        /* in the table's list of every live node */
 
-	/* Filled once under the namespace lock, then published by has_upper
-	 * (atomic); never changed afterwards, but for upper.fd set once
-	 * (atomic) to pin an inode whose last name goes (ops.h). */
+	/* Filled once (under the namespace lock and the table lock), then
+	 * published by has_upper (atomic); never changed afterwards, but for
+	 * upper.fd, which may go once from -1 to an fd (compare-and-swap;
+	 * read it atomically) to pin an inode whose last name goes (ops.h). */
 	struct sfs_obj upper;  /* the local object */
 	gint has_upper;
 	ino_t upper_real_ino;
@@ -81,9 +83,13 @@ struct sfs_node {
 	bool data_lost;        /* metacopy whose shared data is gone: EIO */
 	GArray *lowerdirs;     /* directories only: struct sfs_lowerdir */
 
-	/* Protected by the namespace lock (copy-up, rename). */
+	/* Set before the node is published; afterwards changed only by
+	 * rename, which holds both the namespace lock and the table lock.
+	 * Read them holding either (copy-up and removal read them under the
+	 * namespace lock, reclaim under the table lock). */
 	struct sfs_node *parent; /* holds a ref; NULL for the root */
 	char *name;
+
 	gint metacopy;         /* atomic: local copy holds metadata only */
 	gint opaque;           /* atomic: directory hides the layers below */
 	gint indexed;          /* atomic: local inode also linked in index/ */
@@ -91,7 +97,7 @@ struct sfs_node {
 
 	/* Page-cache validity: the data file as last seen (at open; at
 	 * getattr for a metadata copy, and without OPEN for a shared file;
-	 * attr.c). */
+	 * attr.c).  All under cache_lock. */
 	GMutex cache_lock;
 	struct timespec cached_mtime;
 	struct timespec cached_ctime;
@@ -116,7 +122,7 @@ static inline bool sfs_node_merges(const struct sfs_node *n)
 /* The local directory fd of a directory node, -1 if not copied up. */
 static inline int sfs_node_upper(const struct sfs_node *n)
 {
-	return sfs_node_has_upper(n) ? n->upper.fd : -1;
+	return sfs_node_has_upper(n) ? g_atomic_int_get(&n->upper.fd) : -1;
 }
 
 /* The object that currently wins (local if present), and the one that
@@ -198,6 +204,9 @@ void sfs_node_unref(struct sfs_table *t, struct sfs_node *n);
  * node lives on while the kernel holds it. */
 void sfs_table_unhash(struct sfs_table *t, struct sfs_node *n);
 
+/* Is n still findable (not removed through the mount)? */
+bool sfs_table_is_hashed(struct sfs_table *t, struct sfs_node *n);
+
 /* A node the kernel holds, as reclaim.c sees it. */
 struct sfs_prunable {
 	uint64_t id;        /* nodeid; may be stale by the time it is used */
@@ -210,6 +219,7 @@ struct sfs_prunable {
 /* Every hashed node but the root that the kernel holds. */
 GArray *sfs_table_prunable(struct sfs_table *t);
 
-/* Move n under a new parent/name (rename); namespace lock held. */
+/* Move n under a new parent/name (rename): the caller holds the namespace
+ * lock, this takes the table lock. */
 void sfs_node_set_name(struct sfs_table *t, struct sfs_node *n,
 		       struct sfs_node *parent, const char *name);

@@ -6,6 +6,8 @@
 /* How deep this thread holds the namespace lock exclusively (one
  * filesystem per process). */
 static __thread unsigned ns_depth;
+/* How often this thread holds it shared (for assertions only). */
+static __thread unsigned ns_shared;
 
 void sfs_ns_lock(struct sfs_fs *fs)
 {
@@ -24,12 +26,19 @@ bool sfs_ns_lock_shared(struct sfs_fs *fs)
 	if (ns_depth)
 		return false;
 	g_rw_lock_reader_lock(&fs->ns_lock);
+	ns_shared++;
 	return true;
 }
 
 void sfs_ns_unlock_shared(struct sfs_fs *fs, bool taken)
 {
-	if (taken)
-		g_rw_lock_reader_unlock(&fs->ns_lock);
+	if (!taken)
+		return;
+	ns_shared--;
+	g_rw_lock_reader_unlock(&fs->ns_lock);
 }
 
+bool sfs_ns_held_by_me(bool exclusive)
+{
+	return ns_depth > 0 || (!exclusive && ns_shared);
+}

@@ -43,8 +43,10 @@ int sfs_obj_from_fd(const struct sfs_layers *l, int fd, int layer,
 
 SfsFd sfs_obj_get(const struct sfs_layers *l, const struct sfs_obj *o)
 {
-	if (o->fd >= 0 || !o->fh)
-		return (SfsFd){ .fd = o->fh || o->fd >= 0 ? o->fd : -ENOENT };
+	/* Atomic: a node's upper.fd may be pinned meanwhile (node.h). */
+	int ofd = g_atomic_int_get(&o->fd);
+	if (ofd >= 0 || !o->fh)
+		return (SfsFd){ .fd = o->fh || ofd >= 0 ? ofd : -ENOENT };
 	int fd = open_by_handle_at(sfs_layer_get(l, o->layer)->mount_fd, o->fh,
 				   O_PATH | O_CLOEXEC);
 	return (SfsFd){ .fd = fd < 0 ? -errno : fd, .owned = fd >= 0 };
@@ -53,8 +55,9 @@ SfsFd sfs_obj_get(const struct sfs_layers *l, const struct sfs_obj *o)
 int sfs_obj_open(const struct sfs_layers *l, const struct sfs_obj *o,
 		 int flags)
 {
-	if (o->fd >= 0)
-		return sfs_reopen(o->fd, flags);
+	int ofd = g_atomic_int_get(&o->fd);
+	if (ofd >= 0)
+		return sfs_reopen(ofd, flags);
 	if (!o->fh)
 		return -ENOENT;
 	int mfd = sfs_layer_get(l, o->layer)->mount_fd;

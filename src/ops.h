@@ -94,9 +94,10 @@ void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_last_name *ln,
 			  bool removed);
 
 /* parent/name, a name of n that may exist only in a shared layer, is about
- * to be removed or covered: keep the index's count of shared names. */
-void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
-			    const char *name, struct sfs_node *n);
+ * to be removed or covered: does the index count it among the shared
+ * names (1: wrap the change in sfs_index_name_leaving/left), 0, -errno. */
+int sfs_shared_name_counts(struct sfs_fs *fs, struct sfs_node *parent,
+			   const char *name, struct sfs_node *n);
 
 /* Create a new local object dirfd/name via make(); handles creating over a
  * whiteout (atomically, marking directories opaque) and caller ownership.

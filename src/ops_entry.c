@@ -104,10 +104,12 @@ void sfs_last_name_pin(struct sfs_fs *fs, int dirfd, const char *name,
 	/* Without OPEN (no_open) an open file has no fd of ours: keep the
 	 * inode reachable.  With OPEN, the open fd does that, and pinning
 	 * would only delay freeing the space. */
-	if (fs->no_open && n->upper.fd < 0) {
+	if (fs->no_open && g_atomic_int_get(&n->upper.fd) < 0) {
 		int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0)
-			g_atomic_int_set(&n->upper.fd, fd);
+		/* Published: another thread may pin it at the same time. */
+		if (fd >= 0 && !g_atomic_int_compare_and_exchange(&n->upper.fd,
+								  -1, fd))
+			close(fd);
 	}
 }
 
@@ -123,20 +125,23 @@ void sfs_last_name_retire(struct sfs_fs *fs, struct sfs_last_name *ln,
 	sfs_node_unref(fs->table, ln->node);
 }
 
-static bool name_is_local(int dirfd, const char *name)
+/* 1 if dirfd/name exists and is not a whiteout, 0, or -errno. */
+static int name_is_local(int dirfd, const char *name)
 {
 	struct stat st;
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       !sfs_is_whiteout_stat(&st);
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return !sfs_is_whiteout_stat(&st);
+	return errno == ENOENT ? 0 : -errno;
 }
 
-void sfs_shared_name_hidden(struct sfs_fs *fs, struct sfs_node *parent,
-			    const char *name, struct sfs_node *n)
+int sfs_shared_name_counts(struct sfs_fs *fs, struct sfs_node *parent,
+			   const char *name, struct sfs_node *n)
 {
+	if (!g_atomic_int_get(&n->indexed))
+		return 0;
 	int dirfd = sfs_node_upper(parent);
-	if (g_atomic_int_get(&n->indexed) &&
-	    (dirfd < 0 || !name_is_local(dirfd, name)))
-		sfs_index_name_gone(fs, n);
+	int local = dirfd < 0 ? 0 : name_is_local(dirfd, name);
+	return local < 0 ? local : !local;
 }
 
 /* A new object built in workdir got nothing from a set-group-ID parent
@@ -183,6 +188,21 @@ static int create_over_whiteout(struct sfs_fs *fs, int dirfd,
 	return r;
 }
 
+/* A new object where a ".wh." marker hides a shared one: a directory
+ * must not merge with the hidden one (opaque, else it goes again), then
+ * the marker can go. */
+static int cover_marker(struct sfs_fs *fs, int dirfd, const char *name,
+			bool is_dir)
+{
+	int r = is_dir ? sfs_set_opaque_at(&fs->layers, dirfd, name) : 0;
+	if (r < 0) {
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+		return r;
+	}
+	sfs_wh_file_clear(dirfd, name);
+	return 0;
+}
+
 int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 		    bool is_dir, sfs_make_fn make, void *arg,
 		    struct sfs_node **out, struct stat *st)
@@ -202,30 +222,27 @@ int sfs_create_node(fuse_req_t req, struct sfs_node *parent, const char *name,
 	if (r < 0)
 		return r;
 	int dirfd = sfs_node_upper(parent);
-	bool opaque = false;
+	/* A fallback ".wh." marker hides the name below. */
+	int marker = parent->lowerdirs ? sfs_has_wh_file(dirfd, name) : 0;
 	struct sfs_creds c;
 	sfs_creds_enter(req, &c);
-	r = make(dirfd, name, arg);
-	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, name)) {
+	r = marker < 0 ? marker : make(dirfd, name, arg);
+	int wh = r == -EEXIST ? sfs_is_whiteout_at(dirfd, name) : 0;
+	if (wh < 0)
+		r = wh;
+	else if (wh)
 		r = create_over_whiteout(fs, dirfd, name, is_dir, true, make,
 					 arg);
-		opaque = is_dir;
-		if (r == 0)
-			sfs_usage_add(fs, 0, -1); /* the whiteout went */
-	} else if (r == 0 && parent->lowerdirs && sfs_has_wh_file(dirfd, name)) {
-		/* Fallback whiteout: a new directory must not merge with the
-		 * hidden one below, then the marker can go. */
-		opaque = is_dir;
-		sfs_wh_file_clear(dirfd, name);
-		sfs_usage_add(fs, 0, -1);
-	}
+	else if (r == 0 && marker)
+		r = cover_marker(fs, dirfd, name, is_dir);
+	if (r == 0 && (wh || marker))
+		sfs_usage_add(fs, 0, -1); /* the whiteout or marker went */
 	sfs_creds_leave(&c);
 	if (r < 0) {
 		sfs_usage_add(fs, -est, -1);
 		return r;
 	}
-	if (opaque)
-		sfs_set_opaque_at(&fs->layers, dirfd, name);
+	bool opaque = is_dir && (wh || marker);
 	r = sfs_lookup_created(fs, parent, name, opaque, out, st);
 	sfs_usage_settle(fs, est, r == 0 ? st : NULL);
 	return r;
@@ -320,7 +337,10 @@ static int do_link(fuse_req_t req, struct sfs_node *n,
 	struct link_args a = { fs, &n->upper };
 	int dirfd = sfs_node_upper(newparent);
 	r = make_link(dirfd, newname, &a);
-	if (r == -EEXIST && sfs_is_whiteout_at(dirfd, newname)) {
+	int wh = r == -EEXIST ? sfs_is_whiteout_at(dirfd, newname) : 0;
+	if (wh < 0)
+		r = wh;
+	else if (wh) {
 		r = create_over_whiteout(fs, dirfd, newname, false, false,
 					 make_link, &a);
 		if (r == 0)
@@ -357,48 +377,55 @@ static int remove_name(struct sfs_fs *fs, struct sfs_node *parent,
 	if (below < 0)
 		return below;
 	int r = sfs_copyup_shared_link(fs, n);
+	/* Whiteouts inside a directory go with it, in one rename: counted
+	 * now, gone once it is. */
+	int gone = 0;
+	if (r == 0 && is_dir)
+		r = sfs_dir_check_empty(fs, n);
+	if (r == 0 && is_dir && sfs_node_upper(n) >= 0)
+		r = sfs_count_whiteouts(sfs_node_upper(n), &gone);
+	if (r == 0 && below)
+		r = sfs_copyup(fs, parent, SFS_COPY_META);
+	int counts = r < 0 ? r : sfs_shared_name_counts(fs, parent, name, n);
+	if (counts < 0)
+		return counts;
+	bool local = sfs_node_has_upper(n);
+	/* A whiteout where nothing local was is a new inode. */
+	r = local ? 0 : sfs_usage_reserve(fs, 0, 1);
+	if (r == 0 && counts) {
+		r = sfs_index_name_leaving(fs, n);
+		if (r < 0 && !local)
+			sfs_usage_add(fs, 0, -1);
+	}
 	if (r < 0)
 		return r;
-	if (is_dir) {
-		int gone = 0;
-		r = sfs_dir_check_empty(fs, n);
-		if (r == 0 && sfs_node_upper(n) >= 0)
-			r = sfs_clear_whiteouts(sfs_node_upper(n), &gone);
-		sfs_usage_add(fs, 0, -gone);
-		if (r < 0)
-			return r;
-	}
-	if (below) {
-		r = sfs_copyup(fs, parent, SFS_COPY_META);
-		if (r < 0)
-			return r;
-	}
 	int dirfd = sfs_node_upper(parent);
-	bool local = sfs_node_has_upper(n);
-	sfs_shared_name_hidden(fs, parent, name, n);
+	char tmp[32];
+	sfs_tmp_name(&fs->layers, tmp);
 	if (!local) {
 		/* The shared object stays, hidden: its node is done. */
-		r = sfs_usage_reserve(fs, 0, 1);
-		if (r == 0)
-			r = sfs_whiteout_made(fs, sfs_whiteout_create(
-						      &fs->layers, dirfd, name));
+		r = sfs_whiteout_made(fs, sfs_whiteout_create(&fs->layers,
+							      dirfd, name));
 		if (r == 0)
 			sfs_table_unhash(fs->table, n);
-		return r;
-	}
-	struct sfs_last_name last;
-	sfs_last_name_pin(fs, dirfd, name, &last);
-	if (!below) {
-		r = unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) ? -errno : 0;
 	} else {
-		/* One inode for another: nothing to reserve. */
-		char tmp[32];
-		sfs_tmp_name(&fs->layers, tmp);
-		sfs_usage_add(fs, 0, 1);
-		r = sfs_whiteout_made(fs, sfs_whiteout_replace(
-					      &fs->layers, dirfd, name, is_dir, tmp));
+		struct sfs_last_name last;
+		sfs_last_name_pin(fs, dirfd, name, &last);
+		if (below) {
+			/* One inode for another: nothing to reserve. */
+			sfs_usage_add(fs, 0, 1);
+			r = sfs_whiteout_made(fs, sfs_whiteout_replace(
+						      &fs->layers, dirfd, name,
+						      is_dir, tmp));
+		} else {
+			r = sfs_remove_at(&fs->layers, dirfd, name, is_dir, tmp);
+		}
+		sfs_last_name_retire(fs, &last, r == 0);
 	}
-	sfs_last_name_retire(fs, &last, r == 0);
+	if (r == 0)
+		sfs_usage_add(fs, 0, -gone);
+	if (counts)
+		sfs_index_name_left(fs, n, r == 0);
 	return r;
 }
 

@@ -57,13 +57,14 @@ static int real_flags(struct sfs_fs *fs, int flags)
  * edits made directly in the shared layer show up on the next open. */
 static bool cache_still_valid(struct sfs_node *n, const struct stat *st)
 {
-	bool seen = n->cache_valid;
-	return !sfs_node_data_changed(n, st) && seen;
+	return sfs_node_data_unchanged(n, st);
 }
 
 static int open_for_read(struct sfs_fs *fs, struct sfs_node *n, int flags)
 {
 	const struct sfs_obj *data = sfs_node_data_obj(n);
+	if (data->layer == 0 && g_atomic_int_get(&n->metacopy))
+		return -EIO; /* its shared data is gone */
 	if (data->layer == 0)
 		return sfs_obj_open(&fs->layers, data, flags);
 	/* Never touch the shared layer's atimes. */

@@ -6,12 +6,15 @@
  * later.  A name left behind that still has something below it gets a
  * whiteout atomically (RENAME_WHITEOUT where the local filesystem has it).
  * A directory arriving where a shared directory of that name exists is
- * marked opaque so the two never merge.
+ * marked opaque so the two never merge.  A directory replaced by one
+ * keeps its whiteouts until it is out of the way: they leave with it.
  */
 #include "config.h"
 
 #include "nslock.h"
 #include "copyup.h"
+#include "index.h"
+#include "log.h"
 #include "lookup.h"
 #include "lower.h"
 #include "ops.h"
@@ -21,6 +24,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct rename_end {
@@ -28,6 +32,8 @@ struct rename_end {
 	const char *name;
 	struct sfs_node *node; /* NULL if the name does not exist */
 	int below;             /* something visible below in a shared layer */
+	int counts;            /* a shared name the index counts (covered) */
+	int inside;            /* whiteouts in a directory replaced here */
 };
 
 static int lookup_rename_end(struct sfs_fs *fs, struct rename_end *e)
@@ -78,15 +84,57 @@ static int prepare_target(struct sfs_fs *fs, struct rename_end *src,
 	if (!S_ISDIR(dst->node->type)) {
 		int r = sfs_copyup_shared_link(fs, dst->node);
 		if (r == 0)
-			sfs_shared_name_hidden(fs, dst->parent, dst->name,
-					       dst->node);
-		return r;
+			r = sfs_shared_name_counts(fs, dst->parent, dst->name,
+						   dst->node);
+		dst->counts = r > 0;
+		return MIN(r, 0);
 	}
-	int gone = 0;
+	/* Its whiteouts go with it when it is replaced (rename_over_dir). */
 	int r = sfs_dir_check_empty(fs, dst->node);
 	if (r == 0 && sfs_node_upper(dst->node) >= 0)
-		r = sfs_clear_whiteouts(sfs_node_upper(dst->node), &gone);
-	sfs_usage_add(fs, 0, -gone);
+		r = sfs_count_whiteouts(sfs_node_upper(dst->node), &dst->inside);
+	return r;
+}
+
+/* src, a directory, replaces dst, a local directory that may still hold
+ * whiteouts (rename() wants it empty): exchange the two, then send the
+ * old one from src's name to workdir, leaving a whiteout there if
+ * something is below.  Undone if the second step fails. */
+static int rename_over_dir(struct sfs_fs *fs, struct rename_end *src,
+			   struct rename_end *dst)
+{
+	struct sfs_layers *l = &fs->layers;
+	int sfd = sfs_node_upper(src->parent);
+	int dfd = sfs_node_upper(dst->parent);
+	int t = l->tmp_fd;
+	char tmp[32];
+	sfs_tmp_name(l, tmp);
+	bool wh = src->below && l->mknod_whiteout;
+	bool marker = src->below && !l->mknod_whiteout;
+	int r = 0;
+	if (wh && mknodat(t, tmp, S_IFCHR | 0000, makedev(0, 0)) != 0)
+		return -errno;
+	if (marker)
+		r = sfs_whiteout_create(l, sfd, src->name);
+	if (r == 0 && renameat2(sfd, src->name, dfd, dst->name, RENAME_EXCHANGE))
+		r = -errno;
+	else if (r == 0) {
+		if (wh ? renameat2(t, tmp, sfd, src->name, RENAME_EXCHANGE)
+		       : renameat2(sfd, src->name, t, tmp, RENAME_NOREPLACE))
+			r = -errno;
+		if (r < 0 && renameat2(sfd, src->name, dfd, dst->name,
+				       RENAME_EXCHANGE) != 0)
+			sfs_warn("rename of %s: cannot undo the exchange with "
+				 "%s: %s", src->name, dst->name, g_strerror(errno));
+		if (r == 0) {
+			sfs_rmtree_at(t, tmp); /* else: at the next mount */
+			return 0;
+		}
+	}
+	if (wh)
+		unlinkat(t, tmp, 0);
+	if (marker)
+		sfs_wh_file_clear(sfd, src->name);
 	return r;
 }
 
@@ -103,7 +151,16 @@ static int rename_local(struct sfs_fs *fs, struct rename_end *src,
 	if (flags & RENAME_EXCHANGE)
 		return renameat2(sfd, src->name, dfd, dst->name, flags) ? -errno
 									 : 0;
-	bool onto_whiteout = !dst->node && sfs_is_whiteout_at(dfd, dst->name);
+	if (dst->node && S_ISDIR(dst->node->type) &&
+	    sfs_node_upper(dst->node) >= 0) {
+		int r = rename_over_dir(fs, src, dst);
+		*made = r == 0 && src->below;
+		*gone = r == 0 ? dst->inside : 0;
+		return r;
+	}
+	int onto_whiteout = dst->node ? 0 : sfs_is_whiteout_at(dfd, dst->name);
+	if (onto_whiteout < 0)
+		return onto_whiteout;
 	if (onto_whiteout && S_ISDIR(src->node->type)) {
 		/* rename() cannot put a directory over a char device:
 		 * exchange them, then keep or drop the whiteout at src. */
@@ -169,19 +226,28 @@ static int do_rename(struct sfs_fs *fs, struct rename_end *src,
 	if (r == 0 && dst->node && !(flags & RENAME_EXCHANGE))
 		sfs_last_name_pin(fs, sfs_node_upper(dst->parent), dst->name,
 				  &last);
+	/* The index's count of shared names moves with the commit. */
+	if (r == 0 && dst->counts)
+		r = sfs_index_name_leaving(fs, dst->node);
 	/* A whiteout left at the source may be a new inode. */
 	int wh = src->below && !(flags & RENAME_EXCHANGE);
-	if (r == 0 && wh)
+	if (r == 0 && wh) {
 		r = sfs_usage_reserve(fs, 0, 1);
+		if (r < 0 && dst->counts)
+			sfs_index_name_left(fs, dst->node, false);
+	}
 	if (r == 0) {
 		int made, gone;
 		r = rename_local(fs, src, dst, flags, &made, &gone);
 		sfs_count_add(&fs->counters.whiteouts, (uint64_t)made);
 		sfs_usage_add(fs, 0, made - gone - wh);
+		if (dst->counts)
+			sfs_index_name_left(fs, dst->node, r == 0);
 	}
 	sfs_last_name_retire(fs, &last, r == 0);
 	if (r < 0)
 		return r;
+	sfs_assert_ns_exclusive(fs);
 	sfs_node_set_name(fs->table, src->node, dst->parent, dst->name);
 	if (flags & RENAME_EXCHANGE)
 		sfs_node_set_name(fs->table, dst->node, src->parent, src->name);
@@ -197,8 +263,8 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	struct rename_end src = { sfs_req_node(req, parent), name, NULL, 0 };
-	struct rename_end dst = { sfs_req_node(req, newparent), newname, NULL, 0 };
+	struct rename_end src = { sfs_req_node(req, parent), name, NULL, 0, 0, 0 };
+	struct rename_end dst = { sfs_req_node(req, newparent), newname, NULL, 0, 0, 0 };
 	sfs_ns_lock(fs);
 	int r = do_rename(fs, &src, &dst, flags);
 	sfs_ns_unlock(fs);

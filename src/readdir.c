@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "nslock.h"
+#include "health.h"
 #include "readdir.h"
 #include "sys.h"
 #include "whiteout.h"
@@ -33,21 +34,20 @@ static uint64_t guess_ino(struct sfs_fs *fs, int layer, ino_t real)
 /* Whiteouts and ".wh." markers are never listed; a marker's target is
  * hidden in the layers below (through `added`, NULL if there are none),
  * not in its own. */
-static bool is_hidden_entry(int dfd, struct dirent *de, GPtrArray *added)
+static int is_hidden_entry(int dfd, struct dirent *de, GPtrArray *added)
 {
 	if (sfs_is_wh_name(de->d_name)) {
 		if (added)
 			g_ptr_array_add(added, g_strdup(de->d_name +
 							strlen(SFS_WH_PREFIX)));
-		return true;
+		return 1;
 	}
-	if (de->d_type == DT_CHR || de->d_type == DT_UNKNOWN) {
-		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    sfs_is_whiteout_stat(&st))
-			return true;
-	}
-	return false;
+	if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+		return 0;
+	struct stat st;
+	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return sfs_is_whiteout_stat(&st);
+	return errno == ENOENT ? 1 : -errno; /* gone meanwhile: not listed */
 }
 
 /* Add the entries of one layer's directory not hidden by the ones above
@@ -56,8 +56,10 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 		      GHashTable *seen, bool last, GArray *out)
 {
 	int fd = sfs_reopen(opath_fd, O_RDONLY | O_DIRECTORY | O_NOATIME);
-	if (fd < 0)
+	if (fd < 0) {
+		sfs_health_note(layer, fd);
 		return fd;
+	}
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -76,7 +78,12 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 			continue;
 		if (added)
 			g_ptr_array_add(added, g_strdup(de->d_name));
-		if (is_hidden_entry(dirfd(d), de, added))
+		int hidden = is_hidden_entry(dirfd(d), de, added);
+		if (hidden < 0) {
+			errno = -hidden;
+			break;
+		}
+		if (hidden)
 			continue;
 		struct sfs_dirent e = {
 			.name = g_strdup(de->d_name),
@@ -86,6 +93,7 @@ static int scan_layer(struct sfs_fs *fs, int opath_fd, int layer,
 		g_array_append_val(out, e);
 	}
 	int r = errno ? -errno : 0;
+	sfs_health_note(layer, r);
 	closedir(d);
 	for (guint i = 0; added && i < added->len; i++)
 		g_hash_table_add(seen, added->pdata[i]);

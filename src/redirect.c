@@ -112,7 +112,10 @@ static int absolute_dirs(struct sfs_fs *fs, const char *path, GArray **dirs)
 		if (fd < 0)
 			return -errno;
 		sfs_lowerdirs_add(dirs, fd, i + 1);
-		if (sfs_is_opaque(&fs->layers, fd))
+		int opaque = sfs_is_opaque(&fs->layers, fd);
+		if (opaque < 0)
+			return opaque;
+		if (opaque)
 			break;
 	}
 	return 1;

@@ -13,18 +13,22 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-bool sfs_is_whiteout_at(int dirfd, const char *name)
+int sfs_is_whiteout_at(int dirfd, const char *name)
 {
 	struct stat st;
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       sfs_is_whiteout_stat(&st);
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return sfs_is_whiteout_stat(&st);
+	return errno == ENOENT ? 0 : -errno;
 }
 
-bool sfs_has_wh_file(int dirfd, const char *name)
+int sfs_has_wh_file(int dirfd, const char *name)
 {
 	g_autofree char *wh = g_strconcat(SFS_WH_PREFIX, name, NULL);
 	struct stat st;
-	return fstatat(dirfd, wh, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (fstatat(dirfd, wh, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	/* A name of NAME_MAX bytes cannot have a marker. */
+	return errno == ENOENT || errno == ENAMETOOLONG ? 0 : -errno;
 }
 
 void sfs_wh_file_clear(int dirfd, const char *name)
@@ -50,27 +54,45 @@ int sfs_whiteout_create(const struct sfs_layers *l, int dirfd,
 	return 0;
 }
 
+int sfs_remove_at(const struct sfs_layers *l, int dirfd, const char *name,
+		  bool is_dir, const char *tmpname)
+{
+	if (unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) == 0)
+		return 0;
+	if (errno != ENOTEMPTY && errno != EEXIST)
+		return -errno;
+	/* Whiteouts inside: they must not go one by one (a failure half
+	 * way would bring back what they hide), so the directory leaves
+	 * in one rename and is emptied in workdir. */
+	if (renameat2(dirfd, name, l->tmp_fd, tmpname, RENAME_NOREPLACE) != 0)
+		return -errno;
+	sfs_rmtree_at(l->tmp_fd, tmpname); /* else: gone at the next mount */
+	return 0;
+}
+
 int sfs_whiteout_replace(const struct sfs_layers *l, int dirfd,
 			 const char *name, bool is_dir, const char *tmpname)
 {
 	if (!l->mknod_whiteout) {
-		/* Fallback form: remove, then mark.  Not atomic, but the
-		 * marker names a different entry so no state is ambiguous
-		 * beyond "removed and not yet hidden". */
-		if (unlinkat(dirfd, name, is_dir ? AT_REMOVEDIR : 0) != 0)
-			return -errno;
-		return sfs_whiteout_create(l, dirfd, name);
+		/* Fallback form: the marker first (it counts only once the
+		 * name is gone), then the name goes. */
+		int r = sfs_whiteout_create(l, dirfd, name);
+		if (r == 0)
+			r = sfs_remove_at(l, dirfd, name, is_dir, tmpname);
+		if (r < 0)
+			sfs_wh_file_clear(dirfd, name);
+		return r;
 	}
 	if (mknodat(l->tmp_fd, tmpname, S_IFCHR | 0000, makedev(0, 0)) != 0)
 		return -errno;
 	if (is_dir) {
 		/* rename() cannot put a non-directory over a directory:
-		 * exchange, then remove the (empty) directory. */
+		 * exchange, then empty and remove the directory (whiteouts
+		 * may be left in it) in workdir. */
 		if (renameat2(l->tmp_fd, tmpname, dirfd, name,
 			      RENAME_EXCHANGE) != 0)
 			goto fail;
-		if (unlinkat(l->tmp_fd, tmpname, AT_REMOVEDIR) != 0)
-			return -errno;
+		sfs_rmtree_at(l->tmp_fd, tmpname); /* else: at the next mount */
 		return 0;
 	}
 	if (renameat(l->tmp_fd, tmpname, dirfd, name) != 0)
@@ -82,24 +104,36 @@ fail:;
 	return -e;
 }
 
-bool sfs_is_opaque(const struct sfs_layers *l, int fd)
+/* Is the opaque xattr `attr` "y"?  No xattr, no xattr support, or a
+ * longer value (ERANGE) all mean no, as for the kernel. */
+static int opaque_xattr(int fd, const char *attr)
 {
 	char v;
-	ssize_t n = sfs_getxattr_fd(fd, l->xa.opaque, &v, 1);
-	if (n == 1 && v == 'y')
-		return true;
+	ssize_t n = sfs_getxattr_fd(fd, attr, &v, 1);
+	if (n == -ENODATA || n == -ENOTSUP || n == -ERANGE)
+		return 0;
+	return n < 0 ? (int)n : n == 1 && v == 'y';
+}
+
+int sfs_is_opaque(const struct sfs_layers *l, int fd)
+{
+	int r = opaque_xattr(fd, l->xa.opaque);
+	if (r != 0)
+		return r;
 	/* Layers written by kernel overlayfs in the other xattr mode. */
 	const char *other = g_str_has_prefix(l->xa.opaque, "trusted.")
 				    ? "user.overlay.opaque"
 				    : "trusted.overlay.opaque";
-	n = sfs_getxattr_fd(fd, other, &v, 1);
-	return n == 1 && v == 'y';
+	return opaque_xattr(fd, other);
 }
 
-bool sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
-			const char *name)
+int sfs_is_metacopy_at(const struct sfs_layers *l, int dirfd,
+		       const char *name)
 {
-	return sfs_getxattr_at(dirfd, name, l->xa.metacopy, NULL, 0) >= 0;
+	ssize_t r = sfs_getxattr_at(dirfd, name, l->xa.metacopy, NULL, 0);
+	if (r >= 0)
+		return 1;
+	return r == -ENODATA || r == -ENOTSUP ? 0 : (int)r;
 }
 
 bool sfs_is_lost_at(const struct sfs_layers *l, int dirfd, const char *name)
@@ -122,24 +156,19 @@ int sfs_set_opaque_at(const struct sfs_layers *l, int dirfd, const char *name)
 	return r;
 }
 
-/* Remove one entry if it is a whiteout; anything else means the
- * directory is not empty. */
-static int clear_entry(int dirfd, const char *name, void *arg)
+static int count_entry(int dirfd, const char *name, void *arg)
 {
 	struct stat st;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return 0;
-	if (!sfs_is_whiteout_stat(&st) && !sfs_is_wh_name(name))
-		return -ENOTEMPTY;
-	if (unlinkat(dirfd, name, 0) != 0)
-		return -errno;
-	++*(int *)arg;
+		return errno == ENOENT ? 0 : -errno;
+	if (sfs_is_whiteout_stat(&st) || sfs_is_wh_name(name))
+		++*(int *)arg;
 	return 0;
 }
 
-int sfs_clear_whiteouts(int dir_opath_fd, int *removed)
+int sfs_count_whiteouts(int dir_opath_fd, int *count)
 {
-	*removed = 0;
+	*count = 0;
 	int fd = sfs_reopen(dir_opath_fd, O_RDONLY | O_DIRECTORY);
-	return fd < 0 ? fd : sfs_foreach_entry(fd, clear_entry, removed);
+	return fd < 0 ? fd : sfs_foreach_entry(fd, count_entry, count);
 }

@@ -123,22 +123,24 @@ int sfs_copy_xattrs(int src, int dst)
 	return 0;
 }
 
-bool sfs_getxattr_u64(int dirfd, const char *name, const char *attr,
-		      uint64_t *out)
+int sfs_getxattr_u64(int dirfd, const char *name, const char *attr,
+		     uint64_t *out)
 {
 	char buf[32];
 	ssize_t n = sfs_getxattr_at(dirfd, name, attr, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return false;
+	if (n == -ENODATA)
+		return 0;
+	if (n < 0)
+		return (int)n;
 	buf[n] = '\0';
 	/* digits only: strtoull would take " 5" and turn "-5" into 2^64-5 */
 	if (!g_ascii_isdigit(buf[0]))
-		return false;
+		return -EIO;
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(buf, &end, 10);
-	if (errno || *end)
-		return false;
+	if (n == 0 || errno || *end)
+		return -EIO; /* not written by scratchfs: damaged */
 	*out = v;
-	return true;
+	return 1;
 }

@@ -38,6 +38,7 @@ bool sfs_xattr_is_private(const char *name);
 /* Copy all non-private xattrs from src to dst (both O_PATH). */
 int sfs_copy_xattrs(int src, int dst);
 
-/* Read a decimal uint64 xattr; false if absent or malformed. */
-bool sfs_getxattr_u64(int dirfd, const char *name, const char *attr,
-		      uint64_t *out);
+/* Read a decimal uint64 xattr: 1 (*out set), 0 if absent, -errno if it
+ * cannot be read, -EIO if it is malformed. */
+int sfs_getxattr_u64(int dirfd, const char *name, const char *attr,
+		     uint64_t *out);

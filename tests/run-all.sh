@@ -15,7 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "checking packages"
 bash contrib/install-deps.sh libfuse3-dev fuse3 libglib2.0-dev libcmocka-dev \
 	autoconf automake pkg-config make gcc clang attr fuse-overlayfs git \
-	python3 python3-venv python3-pip python3-hypothesis nodejs npm
+	python3 python3-venv python3-pip python3-hypothesis nodejs npm \
+	sshfs openssh-server e2fsprogs
 
 # Real uv (pinned) and the pinned wheelhouse test_uv_real.py installs from,
 # downloaded once into SCRATCHFS_TEST_CACHE (/var/cache/scratchfs-tests).

@@ -657,8 +657,9 @@ class Mount:
     layer directly call resnapshot() after each edit)."""
 
     def __init__(self, layers, extra_args=(), check_lower=True, mnt=None,
-                 fd_limit=None, **opts):
+                 fd_limit=None, env=None, **opts):
         self.layers = layers
+        self.env = env  # extra environment variables of the daemon
         self.fd_limit = fd_limit  # RLIMIT_NOFILE the daemon starts with
         self.mnt = mnt or layers.mnt
         self.opts = layers.options(**opts)
@@ -686,8 +687,9 @@ class Mount:
         def limit_fds():
             lim = (self.fd_limit, self.fd_limit)
             resource.setrlimit(resource.RLIMIT_NOFILE, lim)
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
+                                     stderr=subprocess.STDOUT, env=env,
                                      preexec_fn=limit_fds if self.fd_limit else None)
         ACTIVE_MOUNTS.append(self)
         end = time.monotonic() + timeout
@@ -892,9 +894,10 @@ class TestCase(unittest.TestCase):
         errs = getattr(outcome, "errors", [])
         return any(exc is not None for _, exc in errs)
 
-    def mount(self, check_lower=True, extra_args=(), fd_limit=None, **opts):
+    def mount(self, check_lower=True, extra_args=(), fd_limit=None, env=None,
+              **opts):
         m = Mount(self.layers, check_lower=check_lower, extra_args=extra_args,
-                  fd_limit=fd_limit, **opts)
+                  fd_limit=fd_limit, env=env, **opts)
         self._mounts.append(m)
         m.start()
         return m

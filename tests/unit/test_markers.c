@@ -9,10 +9,8 @@
  * fails reads of `fail_attr` with `fail_errno`.
  *
  * sfs_getxattr_u64, sfs_is_opaque, sfs_is_metacopy_at and sfs_has_wh_file
- * answer bool, so an injected error can only come out as "no" (issue 12
- * asks for yes, no or the error; their callers are being changed for it).
- * Here they are tested on their yes and no answers; the readers with an
- * error channel are tested with injected errors too.
+ * answer 1 (yes), 0 (no) or -errno (issue 12): an injected error must come
+ * out as the error, never as "no".
  */
 #include "config.h"
 
@@ -113,17 +111,22 @@ static void test_u64_reader(void **state)
 	uint64_t v = 7;
 
 	set(f, "plain", a, "72057594037927941");
-	assert_true(sfs_getxattr_u64(upper_fd(f), "plain", a, &v));
+	assert_int_equal(sfs_getxattr_u64(upper_fd(f), "plain", a, &v), 1);
 	assert_int_equal(v, UINT64_C(72057594037927941));
 	const char *bad[] = { "12x", "", " 5", "-5", "+5", "18446744073709551616", "-" };
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		set(f, "plain", a, bad[i]);
 		v = 7;
-		if (sfs_getxattr_u64(upper_fd(f), "plain", a, &v))
-			fail_msg("'%s' read as %" PRIu64, bad[i], v);
+		int r = sfs_getxattr_u64(upper_fd(f), "plain", a, &v);
+		if (r != -EIO) /* damaged: an error, not a number, not "none" */
+			fail_msg("'%s' read as %d (%" PRIu64 ")", bad[i], r, v);
 		assert_int_equal(v, 7); /* untouched */
 	}
-	assert_false(sfs_getxattr_u64(upper_fd(f), "m", a, &v)); /* absent */
+	assert_int_equal(sfs_getxattr_u64(upper_fd(f), "m", a, &v), 0); /* absent */
+	set(f, "plain", a, "5");
+	inject(a, EIO);
+	assert_int_equal(sfs_getxattr_u64(upper_fd(f), "plain", a, &v), -EIO);
+	inject(NULL, 0);
 }
 
 static void test_opaque_reader(void **state)
@@ -147,6 +150,9 @@ static void test_opaque_reader(void **state)
 		set(f, "o", other, "y");
 		assert_true(sfs_is_opaque(&f->fs.layers, fd));
 	}
+	inject(f->fs.layers.xa.opaque, EIO);
+	assert_int_equal(sfs_is_opaque(&f->fs.layers, fd), -EIO);
+	inject(NULL, 0);
 	close(fd);
 }
 
@@ -156,6 +162,9 @@ static void test_metacopy_and_whiteout_readers(void **state)
 	assert_false(sfs_is_metacopy_at(&f->fs.layers, upper_fd(f), "m"));
 	set(f, "m", f->fs.layers.xa.metacopy, "");
 	assert_true(sfs_is_metacopy_at(&f->fs.layers, upper_fd(f), "m"));
+	inject(f->fs.layers.xa.metacopy, EIO);
+	assert_int_equal(sfs_is_metacopy_at(&f->fs.layers, upper_fd(f), "m"), -EIO);
+	inject(NULL, 0);
 
 	assert_false(sfs_has_wh_file(upper_fd(f), "gone"));
 	fx_file(f->upper, ".wh.gone", "");
