@@ -38,7 +38,13 @@ void sfs_ns_unlock_shared(struct sfs_fs *fs, bool taken)
 	g_rw_lock_reader_unlock(&fs->ns_lock);
 }
 
-bool sfs_ns_held_by_me(bool exclusive)
+void sfs_ns_assert(bool exclusive)
 {
-	return ns_depth > 0 || (!exclusive && ns_shared);
+#ifndef NDEBUG
+	if (ns_depth == 0 && (exclusive || ns_shared == 0))
+		g_error("namespace lock not held%s",
+			exclusive ? " exclusively" : "");
+#else
+	(void)exclusive;
+#endif
 }
