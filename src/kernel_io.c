@@ -121,6 +121,23 @@ uint32_t sfs_kio_open_flags(const void *mem, size_t size)
 	return in->flags;
 }
 
+uint64_t sfs_kio_nodeid(const void *mem, size_t size)
+{
+	if (size < sizeof(struct fuse_in_header))
+		return 0;
+	return ((const struct fuse_in_header *)mem)->nodeid;
+}
+
+uint64_t sfs_kio_link_source(const void *mem, size_t size)
+{
+	if (sfs_kio_opcode(mem, size) != FUSE_LINK ||
+	    size < sizeof(struct fuse_in_header) + sizeof(struct fuse_link_in))
+		return 0;
+	const struct fuse_link_in *in = (const void *)
+		((const char *)mem + sizeof(struct fuse_in_header));
+	return in->oldnodeid;
+}
+
 /* ---- Reading: spin, then sleep. ---- */
 static uint64_t now_ns(void)
 {

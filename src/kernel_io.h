@@ -40,6 +40,10 @@ bool sfs_kio_passthrough(void);
 uint32_t sfs_kio_opcode(const void *mem, size_t size);
 /* The open flags of an OPEN request (0 for any other). */
 uint32_t sfs_kio_open_flags(const void *mem, size_t size);
+/* The inodes a request names: the header's, and a LINK's source (0 for
+ * none, or a request too short). */
+uint64_t sfs_kio_nodeid(const void *mem, size_t size);
+uint64_t sfs_kio_link_source(const void *mem, size_t size);
 
 /* A backing id for the open file fd (> 0), or -errno. */
 int sfs_kio_backing_open(int fd);

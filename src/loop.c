@@ -4,6 +4,7 @@
 #include "kernel_io.h"
 #include "log.h"
 #include "loop.h"
+#include "node.h"
 #include "thread.h"
 
 #include <errno.h>
@@ -38,11 +39,33 @@ static gpointer worker_main(gpointer data)
 	return NULL;
 }
 
-/* Requests whose handling may wait on the disk for long: the data path,
- * and everything that may copy a file's data up. */
+/* A node the request names may need a shared layer, which can be a
+ * network volume that stops answering: the reader must not wait for it
+ * (local-only work goes on meanwhile).  Nodes are alive here: the kernel
+ * names only nodes it has not forgotten, and FORGET is handled by the
+ * reader itself, in order. */
+static bool names_shared(uint64_t id)
+{
+	if (id == 0)
+		return false; /* INIT, INTERRUPT, FORGETs name no node to use */
+	if (id == FUSE_ROOT_ID)
+		return true;  /* the root merges the shared layers */
+	return !sfs_node_local_only((struct sfs_node *)(uintptr_t)id);
+}
+
+/* Requests whose handling may wait long: on a shared layer, on the disk
+ * (the data path), or on a copy-up of a file's data. */
 static bool may_block(const struct fuse_buf *b)
 {
-	switch (sfs_kio_opcode(b->mem, b->size)) {
+	uint32_t op = sfs_kio_opcode(b->mem, b->size);
+	if (op == FUSE_FORGET || op == FUSE_BATCH_FORGET)
+		return false;
+	if (names_shared(sfs_kio_nodeid(b->mem, b->size)) ||
+	    names_shared(sfs_kio_link_source(b->mem, b->size)))
+		return true;
+	switch (op) {
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
 	case FUSE_READ:
 	case FUSE_WRITE:
 	case FUSE_FSYNC:

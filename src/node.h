@@ -140,6 +140,14 @@ static inline const struct sfs_obj *sfs_node_data_obj(const struct sfs_node *n)
 	return &n->upper;
 }
 
+/* Everything a request on n reads is in the local layer: it is local,
+ * merges no shared directory and holds its own data. */
+static inline bool sfs_node_local_only(const struct sfs_node *n)
+{
+	return sfs_node_has_upper(n) && !sfs_node_merges(n) &&
+	       sfs_node_data_obj(n) == &n->upper;
+}
+
 void sfs_obj_clear(struct sfs_obj *o);
 
 /* Record a use of n, for reclaim.c's least-recently-used order. */
