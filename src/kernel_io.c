@@ -104,38 +104,47 @@ bool sfs_kio_passthrough(void)
 	return __atomic_load_n(&kio.passthrough, __ATOMIC_ACQUIRE);
 }
 
-uint32_t sfs_kio_opcode(const void *mem, size_t size)
+/* The header of a request in a receive buffer, NULL if too short. */
+static const struct fuse_in_header *request_header(const void *mem, size_t size)
 {
-	if (size < sizeof(struct fuse_in_header))
-		return 0;
-	return ((const struct fuse_in_header *)mem)->opcode;
+	return size < sizeof(struct fuse_in_header) ? NULL : mem;
 }
 
-uint32_t sfs_kio_open_flags(const void *mem, size_t size)
+/* The body of a request of this opcode with at least len bytes, NULL for
+ * another opcode or a buffer too short. */
+static const void *request_body(const void *mem, size_t size, uint32_t opcode,
+				size_t len)
 {
-	if (sfs_kio_opcode(mem, size) != FUSE_OPEN ||
-	    size < sizeof(struct fuse_in_header) + sizeof(struct fuse_open_in))
-		return 0;
-	const struct fuse_open_in *in = (const void *)
-		((const char *)mem + sizeof(struct fuse_in_header));
-	return in->flags;
+	const struct fuse_in_header *h = request_header(mem, size);
+	if (!h || h->opcode != opcode || size < sizeof(*h) + len)
+		return NULL;
+	return h + 1;
+}
+
+uint32_t sfs_kio_opcode(const void *mem, size_t size)
+{
+	const struct fuse_in_header *h = request_header(mem, size);
+	return h ? h->opcode : 0;
 }
 
 uint64_t sfs_kio_nodeid(const void *mem, size_t size)
 {
-	if (size < sizeof(struct fuse_in_header))
-		return 0;
-	return ((const struct fuse_in_header *)mem)->nodeid;
+	const struct fuse_in_header *h = request_header(mem, size);
+	return h ? h->nodeid : 0;
+}
+
+uint32_t sfs_kio_open_flags(const void *mem, size_t size)
+{
+	const struct fuse_open_in *in =
+		request_body(mem, size, FUSE_OPEN, sizeof(*in));
+	return in ? in->flags : 0;
 }
 
 uint64_t sfs_kio_link_source(const void *mem, size_t size)
 {
-	if (sfs_kio_opcode(mem, size) != FUSE_LINK ||
-	    size < sizeof(struct fuse_in_header) + sizeof(struct fuse_link_in))
-		return 0;
-	const struct fuse_link_in *in = (const void *)
-		((const char *)mem + sizeof(struct fuse_in_header));
-	return in->oldnodeid;
+	const struct fuse_link_in *in =
+		request_body(mem, size, FUSE_LINK, sizeof(*in));
+	return in ? in->oldnodeid : 0;
 }
 
 /* ---- Reading: spin, then sleep. ---- */
