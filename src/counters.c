@@ -94,6 +94,8 @@ void sfs_counters_render(const struct sfs_counters *c,
 	put_u64(out, "copyup_bytes", sfs_count_get(&c->copyup_bytes));
 	put_u64(out, "whiteouts", sfs_count_get(&c->whiteouts));
 	put_u64(out, "fd_reclaims", sfs_count_get(&c->fd_reclaims));
+	put_u64(out, "spins_caught", sfs_count_get(&c->spins_caught));
+	put_u64(out, "spins_missed", sfs_count_get(&c->spins_missed));
 	put_u64(out, "upper_bytes", nonneg(&c->upper_bytes));
 	put_u64(out, "upper_bytes_limit", info->upper_limit);
 	put_u64(out, "upper_inodes", nonneg(&c->upper_inodes));

@@ -48,6 +48,9 @@ struct sfs_counters {
 	uint64_t copyup_bytes;    /* file data copied up */
 	uint64_t whiteouts;       /* whiteouts created */
 	uint64_t fd_reclaims;     /* nodes the kernel was asked to forget */
+	/* The reader's spins (kernel_io.c): caught the next request, or not. */
+	uint64_t spins_caught;
+	uint64_t spins_missed;
 	/* The local layer's use (usage.c): allocated bytes, inodes. */
 	int64_t upper_bytes;
 	int64_t upper_inodes;

@@ -90,6 +90,8 @@ static struct {
 	bool passthrough;        /* granted in the INIT reply */
 	struct fuse_session *se;
 	sigset_t wait_mask;      /* while asleep: the signals that end us */
+	int spin_credit;         /* the reader's: see spin_now() */
+	unsigned spin_probe;
 } kio = { .fd = -1 };
 
 static __thread int pending_backing; /* sfs_kio_reply_passthrough() */
@@ -171,29 +173,65 @@ static void note_request(const void *buf, ssize_t n)
 	__atomic_store_n(&kio.offered, offered, __ATOMIC_RELEASE);
 }
 
+/* Spinning pays only while each reply is followed quickly by the next
+ * request (cp -al, rm -rf, a stat walk: one client calling in a loop).
+ * When requests come slowly, or the client is itself waiting for a CPU on
+ * a busy machine, a spin only burns the CPU the client needs.  So spinning
+ * runs on credit: a spin that catches a request earns one, a spin that
+ * times out costs two (it pays while at least two in three catch one),
+ * and at no credit the reader sleeps at once, but for a probe spin every
+ * SPIN_PROBE_EVERY requests that finds out whether spinning pays again.
+ * The wake-up a sleeping reader needs cannot tell: on a virtual machine
+ * it alone can take longer than spin_us. */
+enum { SPIN_CREDIT_MAX = 16, SPIN_MISS_COST = 2, SPIN_PROBE_EVERY = 32 };
+
+static bool spin_now(void)
+{
+	if (!kio.cfg.spin_us)
+		return false;
+	return kio.spin_credit > 0 || ++kio.spin_probe % SPIN_PROBE_EVERY == 0;
+}
+
+static void spin_result(bool caught)
+{
+	uint64_t *count = caught ? kio.cfg.spins_caught : kio.cfg.spins_missed;
+	if (count)
+		__atomic_fetch_add(count, 1, __ATOMIC_RELAXED);
+	if (caught)
+		kio.spin_credit = MIN(kio.spin_credit + 1, SPIN_CREDIT_MAX);
+	else
+		kio.spin_credit = MAX(kio.spin_credit - SPIN_MISS_COST, 0);
+}
+
 /* Only the reader thread of loop.c calls this.  A request that arrives
  * within spin_us of the last one is picked up without a sleep and a
- * wake-up; an idle mount sleeps in ppoll().  SIGINT, SIGTERM and SIGHUP
- * (libfuse's handlers end the session) are blocked in every thread and
- * let in only by that ppoll(), so one that comes while the reader spins
- * or works waits for the ppoll() and ends it at once. */
+ * wake-up (see spin_now); an idle mount sleeps in ppoll().  SIGINT,
+ * SIGTERM and SIGHUP (libfuse's handlers end the session) are blocked in
+ * every thread and let in only by that ppoll(), so one that comes while
+ * the reader spins or works waits for the ppoll() and ends it at once. */
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
+	bool spin = spin_now();
 	uint64_t deadline = 0;
 	for (;;) {
 		ssize_t n = read(fd, buf, len);
 		if (n >= 0) {
+			if (deadline)
+				spin_result(true);
 			note_request(buf, n);
 			return n;
 		}
 		if (errno != EAGAIN)
 			return -1;
-		if (kio.cfg.spin_us) {
+		if (spin) {
 			if (!deadline)
 				deadline = now_ns() + kio.cfg.spin_us * 1000ull;
 			if (now_ns() < deadline)
 				continue;
+			spin_result(false);
+			spin = false;
+			deadline = 0;
 		}
 		if (fuse_session_exited(kio.se)) {
 			errno = EINTR;
@@ -202,7 +240,6 @@ static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (ppoll(&p, 1, NULL, &kio.wait_mask) < 0)
 			return -1; /* EINTR: the loop looks at fuse_session_exited */
-		deadline = 0;
 	}
 }
 
@@ -312,6 +349,7 @@ bool sfs_kio_attach(struct fuse_session *se, const struct sfs_kio_config *c,
 	int fd = fuse_session_fd(se);
 	kio.fd = fd;
 	kio.cfg = *c;
+	kio.spin_credit = SPIN_CREDIT_MAX;
 	/* The kernel refuses backing files from a daemon without
 	 * CAP_SYS_ADMIN: do not ask for what cannot be used. */
 	if (kio.cfg.passthrough && !has_cap_sys_admin())

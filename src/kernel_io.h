@@ -23,6 +23,7 @@ struct sfs_kio_config {
 	unsigned spin_us;  /* busy-poll before sleeping; 0: sleep at once */
 	bool passthrough;  /* ask for FUSE passthrough if the kernel has it */
 	bool debug;        /* log the INIT exchange */
+	uint64_t *spins_caught, *spins_missed; /* counted here if not NULL */
 };
 
 /* Install the hooks on the mounted session's fd (made O_NONBLOCK) and

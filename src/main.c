@@ -75,7 +75,7 @@ static int serve(struct fuse_session *se, const struct sfs_config *cfg)
 }
 
 /* The raw-protocol hooks (kernel_io.c) on the mounted session. */
-static bool attach_kernel_io(struct fuse_session *se,
+static bool attach_kernel_io(struct fuse_session *se, struct sfs_fs *fs,
 			     const struct sfs_config *cfg, GError **err)
 {
 	struct sfs_kio_config kc = {
@@ -85,6 +85,8 @@ static bool attach_kernel_io(struct fuse_session *se,
 		.passthrough = cfg->passthrough && !cfg->no_open &&
 			       !cfg->writeback_cache && !cfg->upper_limit,
 		.debug = cfg->debug,
+		.spins_caught = &fs->counters.spins_caught,
+		.spins_missed = &fs->counters.spins_missed,
 	};
 	return sfs_kio_attach(se, &kc, err);
 }
@@ -172,7 +174,7 @@ static int run(struct sfs_config *cfg)
 		fprintf(stderr, "scratchfs: %s: mount failed\n", cfg->mountpoint);
 		goto out_signals;
 	}
-	if (!attach_kernel_io(se, cfg, &err)) {
+	if (!attach_kernel_io(se, &fs, cfg, &err)) {
 		fail(err);
 		goto out_unmount;
 	}

@@ -688,7 +688,7 @@ bool sfs_config_parse(int argc, char **argv, const char *default_config,
 	cfg->multithread = true; /* measured: see tests/bench/RESULTS.md */
 	cfg->passthrough = true;
 	cfg->no_opendir = true;
-	cfg->busy_poll = 0;      /* measured: see tests/bench/RESULTS.md */
+	cfg->busy_poll = 50;     /* measured: see tests/bench/RESULTS.md */
 	cfg->allow_other = geteuid() == 0;
 	cfg->loglevel = SFS_LOG_WARN;
 
@@ -753,8 +753,8 @@ void sfs_print_help(FILE *out, const char *progname)
 		"                               listings (default on)\n"
 		"    -o multithread             worker threads for requests that may block\n"
 		"                               (default on; -s or -o nomultithread: none)\n"
-		"    -o busy_poll=USEC          the reader spins this long for the next request\n"
-		"                               before it sleeps (default 0: never; e.g. 50)\n"
+		"    -o busy_poll=USEC          the reader spins up to this long for the next\n"
+		"                               request while that pays (default 50; 0: never)\n"
 		"    -o passthrough=on|off      file reads and writes go from the kernel to the\n"
 		"                               layer's file without the daemon (default on;\n"
 		"                               needs CAP_SYS_ADMIN and Linux >= 6.9)\n"

@@ -73,7 +73,7 @@ struct sfs_config {
 	                      * keeps listings (listing.h) */
 	bool passthrough;    /* default true: file data bypasses the daemon
 	                      * (FUSE passthrough) where the kernel allows */
-	unsigned busy_poll;  /* µs the reader spins before sleeping, default 0 */
+	unsigned busy_poll;  /* µs the reader may spin before sleeping, default 50 */
 	char *fsname;        /* -o fsname=, default: the source or "scratchfs" */
 	char *config_file;   /* -c FILE or the default config path */
 	bool upper_is_default; /* upper/work came from the built-in default */

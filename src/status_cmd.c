@@ -102,6 +102,10 @@ static const struct metric metrics[] = {
 	  "Whiteouts created in the local layer.", false },
 	{ "fd_reclaims", "fd reclaims", "fd_reclaims_total", NULL,
 	  "Nodes the kernel was asked to forget to give file descriptors back.", false },
+	{ "spins_caught", "reader spins that caught a request", "reader_spins_total",
+	  "result=\"caught\"", "Busy-polls of the reader thread (-o busy_poll).", false },
+	{ "spins_missed", "reader spins that missed", "reader_spins_total",
+	  "result=\"missed\"", "Busy-polls of the reader thread (-o busy_poll).", false },
 };
 
 /* "512 B", "1.5 MiB" (glib's own separates with a no-break space). */

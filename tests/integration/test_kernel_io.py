@@ -4,6 +4,7 @@ passthrough.c): what the kernel really does with each lever on.
 Request counts come from the daemon's -d log: each request it receives is
 one "opcode: NAME" line."""
 
+import errno
 import os
 import signal
 import sys
@@ -106,6 +107,52 @@ class KernelIoTest(sfs.TestCase):
         wall = time.monotonic() - t0
         used = (cpu_ticks(m.proc.pid) - before) / os.sysconf("SC_CLK_TCK")
         self.assertLess(used, wall * 1.1, "daemon used %.2f s CPU in %.2f s" % (used, wall))
+
+    def spins(self, m):
+        """The reader's busy-polls so far: (caught a request, missed)."""
+        text = os.getxattr(m.mnt, "user.scratchfs.status").decode()
+        values = dict(line.split(" ", 1) for line in text.splitlines())
+        return int(values["spins_caught"]), int(values["spins_missed"])
+
+    def tight_loop(self, m, name, n=2000):
+        """A client calling in a loop: getxattr of a file in a local-only
+        directory (never cached by the kernel, answered by the reader)."""
+        os.mkdir(m.M(name))
+        sfs.write_file(m.M(name, "f"), b"x")
+        path = m.M(name, "f")
+        for _ in range(n):
+            self.assertEqual(sfs.errno_of(os.getxattr, path, "user.none"),
+                             errno.ENODATA)
+
+    def test_spins_for_a_busy_client(self):
+        """By default the reader catches most of a tight loop's requests
+        spinning; with busy_poll=0 it never spins."""
+        m = self.mount(busy_poll="0")
+        self.tight_loop(m, "d0")
+        self.assertEqual(self.spins(m), (0, 0))
+        m.umount()
+        m = self.mount()
+        self.tight_loop(m, "d1")
+        caught, missed = self.spins(m)
+        self.assertGreater(caught, 1000, (caught, missed))
+        self.assertGreater(caught, 2 * missed, (caught, missed))
+
+    def test_no_spin_for_a_slow_client(self):
+        """Requests 5 ms apart with busy_poll=2000: a spin would catch none
+        of them, so the reader stops spinning (before, it burnt 2 ms of
+        every 5)."""
+        m = self.mount(busy_poll="2000")
+        sfs.write_file(m.M("f"), b"x")
+        before = cpu_ticks(m.proc.pid)
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 3:
+            sfs.errno_of(os.getxattr, m.M("f"), "user.none")
+            time.sleep(0.005)
+        wall = time.monotonic() - t0
+        used = (cpu_ticks(m.proc.pid) - before) / os.sysconf("SC_CLK_TCK")
+        self.assertLess(used, wall * 0.15, "daemon used %.2f s CPU in %.2f s" % (used, wall))
+        caught, missed = self.spins(m)
+        self.assertLess(missed, 60, "%d spins missed (%d caught)" % (missed, caught))
 
     def test_busy_poll_limits(self):
         m = self.mount(busy_poll="10000")

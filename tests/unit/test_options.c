@@ -631,7 +631,7 @@ static void test_speed_options(void **state)
 	const char *bad[] = { "abc", "", "-1", "10001", "1.5", " 1" };
 
 	expect_ok(t, PARSE(t, t->lower, t->mnt));
-	assert_int_equal(t->cfg.busy_poll, 0);
+	assert_int_equal(t->cfg.busy_poll, 50);
 	assert_true(t->cfg.passthrough);
 	assert_true(t->cfg.no_opendir);
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
