@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import resource
 import platform
 import re
 import shlex
@@ -97,9 +98,22 @@ def mounted(path):
 
 
 def die_with_parent():
-    """In a daemon about to exec: SIGTERM when the driver dies (even by SIGKILL)."""
+    """In a daemon about to exec: SIGTERM when the driver dies (even by SIGKILL),
+    and as many file descriptors as it may have: scratchfs raises its own
+    limit, passthrough_ll does not and holds one per inode (20,000 files need
+    more than 20,000; where even the hard limit is lower, it fails with EMFILE
+    and the run stops)."""
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    with open("/proc/sys/fs/nr_open") as f:
+        want = int(f.read())
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    for n in (want, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+            return
+        except (ValueError, OSError):
+            pass
 
 
 def mount_holders(path):
