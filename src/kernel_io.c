@@ -92,6 +92,7 @@ static struct {
 	sigset_t wait_mask;      /* while asleep: the signals that end us */
 	int spin_credit;         /* the reader's: see spin_now() */
 	unsigned spin_probe;
+	bool handed_over;        /* the reader's: see sfs_kio_handed_over() */
 } kio = { .fd = -1 };
 
 static __thread int pending_backing; /* sfs_kio_reply_passthrough() */
@@ -185,9 +186,16 @@ static void note_request(const void *buf, ssize_t n)
  * it alone can take longer than spin_us. */
 enum { SPIN_CREDIT_MAX = 16, SPIN_MISS_COST = 2, SPIN_PROBE_EVERY = 32 };
 
+void sfs_kio_handed_over(void)
+{
+	kio.handed_over = true;
+}
+
 static bool spin_now(void)
 {
-	if (!kio.cfg.spin_us)
+	bool handed_over = kio.handed_over;
+	kio.handed_over = false;
+	if (!kio.cfg.spin_us || handed_over)
 		return false;
 	return kio.spin_credit > 0 || ++kio.spin_probe % SPIN_PROBE_EVERY == 0;
 }

@@ -46,6 +46,11 @@ uint32_t sfs_kio_open_flags(const void *mem, size_t size);
 uint64_t sfs_kio_nodeid(const void *mem, size_t size);
 uint64_t sfs_kio_link_source(const void *mem, size_t size);
 
+/* The reader handed the request it read last to a worker: its reply, and
+ * so the client's next request, waits for that worker; the reader sleeps
+ * at once on its next read instead of spinning. */
+void sfs_kio_handed_over(void);
+
 /* A backing id for the open file fd (> 0), or -errno. */
 int sfs_kio_backing_open(int fd);
 void sfs_kio_backing_close(int id);

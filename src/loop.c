@@ -129,9 +129,10 @@ int sfs_loop_run(struct fuse_session *se, unsigned workers)
 		}
 		if (r <= 0)
 			break;
-		if (workers && may_block(&buf))
+		if (workers && may_block(&buf)) {
 			hand_over(q, &buf);
-		else
+			sfs_kio_handed_over();
+		} else
 			fuse_session_process_buf(se, &buf);
 	}
 	workers_stop(w, workers, q);

@@ -137,6 +137,21 @@ class KernelIoTest(sfs.TestCase):
         self.assertGreater(caught, 1000, (caught, missed))
         self.assertGreater(caught, 2 * missed, (caught, missed))
 
+    def test_no_spin_while_a_worker_answers(self):
+        """WRITE goes to a worker thread: the client's next request waits
+        for that worker's reply, so the reader does not spin for it (each
+        such spin missed before)."""
+        m = self.mount()
+        fd = os.open(m.M("f"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for i in range(500):
+                os.pwrite(fd, b"x", i)
+        finally:
+            os.close(fd)
+        self.assertEqual(os.path.getsize(m.M("f")), 500)
+        caught, missed = self.spins(m)
+        self.assertLess(missed, 10, "%d spins missed (%d caught)" % (missed, caught))
+
     def test_no_spin_for_a_slow_client(self):
         """Requests 5 ms apart with busy_poll=2000: a spin would catch none
         of them, so the reader stops spinning (before, it burnt 2 ms of
