@@ -97,6 +97,21 @@ def mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+def cpuidle():
+    """How idle CPUs wait: a virtual CPU that halts at once makes every
+    cross-CPU wake-up (each FUSE round trip has two) cost a host wake-up
+    (man scratchfs, PERFORMANCE)."""
+    def read(path):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+    driver = read("/sys/devices/system/cpu/cpuidle/current_driver") or "none"
+    poll = read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    return driver + ("" if poll is None else ", guest_halt_poll_ns %s" % poll)
+
+
 def die_with_parent():
     """In a daemon about to exec: SIGTERM when the driver dies (even by SIGKILL),
     and as many file descriptors as it may have: scratchfs raises its own
@@ -836,6 +851,7 @@ class Bench:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
         return ["nproc %d, %s, %.0f GiB RAM" % (os.cpu_count(), cpu, mem),
                 "kernel %s" % platform.release(),
+                "cpuidle %s" % cpuidle(),
                 "%s: %s" % (self.base, fstype),
                 "load average at start/end %.2f/%.2f" % tuple(self.load)]
 
