@@ -125,8 +125,9 @@ class KernelIoTest(sfs.TestCase):
                              errno.ENODATA)
 
     def test_spins_for_a_busy_client(self):
-        """By default the reader catches most of a tight loop's requests
-        spinning; with busy_poll=0 it never spins."""
+        """By default the reader catches a tight loop's requests spinning
+        (far more spins catch one than miss); with busy_poll=0 it never
+        spins."""
         m = self.mount(busy_poll="0")
         self.tight_loop(m, "d0")
         self.assertEqual(self.spins(m), (0, 0))
@@ -134,7 +135,9 @@ class KernelIoTest(sfs.TestCase):
         m = self.mount()
         self.tight_loop(m, "d1")
         caught, missed = self.spins(m)
-        self.assertGreater(caught, 1000, (caught, missed))
+        # A slow daemon (sanitizers) often finds the next request already
+        # there, which needs no spin: so not "most of 2000", but many.
+        self.assertGreater(caught, 100, (caught, missed))
         self.assertGreater(caught, 2 * missed, (caught, missed))
 
     def test_no_spin_while_a_worker_answers(self):
