@@ -941,6 +941,15 @@ def skip_file(reason):
     sys.exit(SKIP)
 
 
+def require_binary():
+    """For a test file of the scratchfs binary itself (its options, fsck,
+    limits): skip the whole file when the suite runs against kernel
+    overlayfs."""
+    if is_kernel():
+        skip_file("%s tests the scratchfs binary, not kernel overlayfs"
+                  % os.path.basename(sys.argv[0]))
+
+
 def require_environment():
     if os.geteuid() != 0:
         skip_file("integration tests mount filesystems and need root")
@@ -948,11 +957,14 @@ def require_environment():
         skip_file("/dev/fuse is missing")
 
 
-def main():
+def main(binary_only=False, subreaper=False):
     """Run the unittest cases of __main__; exit 0/1, or 77 if every test
-    was skipped."""
+    was skipped.  binary_only: see require_binary(); subreaper: see
+    enter_private_namespace()."""
     require_environment()
-    enter_private_namespace()
+    if binary_only:
+        require_binary()
+    enter_private_namespace(subreaper)
     b = binary()
     if not is_kernel() and not os.access(b, os.X_OK):
         print("FAIL: scratchfs binary %s not found (set SCRATCHFS_BIN)" % b)

@@ -242,9 +242,4 @@ class FsckTest(sfs.TestCase):
 
 
 if __name__ == "__main__":
-    sfs.require_environment()
-    if sfs.is_kernel():
-        print("SKIP: test_fsck.py tests the scratchfs binary")
-        sys.exit(sfs.SKIP)
-    sfs.enter_private_namespace(subreaper=True)
-    sfs.main()
+    sfs.main(binary_only=True, subreaper=True)

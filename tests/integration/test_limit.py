@@ -267,9 +267,4 @@ class LimitTest(sfs.TestCase):
 
 
 if __name__ == "__main__":
-    sfs.require_environment()
-    if sfs.is_kernel():
-        print("SKIP: test_limit.py tests the scratchfs binary")
-        sys.exit(sfs.SKIP)
-    sfs.enter_private_namespace(subreaper=True)
-    sfs.main()
+    sfs.main(binary_only=True, subreaper=True)

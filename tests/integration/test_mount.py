@@ -729,12 +729,7 @@ class DaemonTest(Base):
 
 
 def main():
-    sfs.require_environment()
-    if sfs.is_kernel():
-        print("SKIP: test_mount.py tests the scratchfs binary, not kernel overlayfs")
-        sys.exit(sfs.SKIP)
-    sfs.enter_private_namespace(subreaper=True)
-    sfs.main()
+    sfs.main(binary_only=True, subreaper=True)
 
 
 if __name__ == "__main__":

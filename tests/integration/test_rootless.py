@@ -499,9 +499,7 @@ USER_PY_MKNOD = sfs_users.USER_PYTHON + [
 
 def main():
     sfs.require_environment()
-    if sfs.is_kernel():
-        print("SKIP: test_rootless.py tests the scratchfs binary")
-        sys.exit(sfs.SKIP)
+    sfs.require_binary()
     sfs.enter_private_namespace()
     open_dev_fuse_for_users(os.environ.get("SCRATCHFS_TMPDIR", "/var/tmp"))
     sfs.main()

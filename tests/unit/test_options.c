@@ -140,6 +140,19 @@ static void expect_error(struct t *t, bool ok, int code, const char *needle,
 		fail_msg("message is not one line: '%s'", t->err->message);
 }
 
+/* Each of the n values in bad is refused for -o name: a usage error that
+ * names "name=value" and what the value should have been (`what`). */
+static void expect_bad_values(struct t *t, const char *name,
+			      const char *const *bad, size_t n,
+			      const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *o = S(t, "%s=%s", name, bad[i]);
+		expect_error(t, PARSE(t, "-o", o, t->lower, t->mnt),
+			     SFS_EXIT_USAGE, o, what);
+	}
+}
+
 static bool validate(struct t *t)
 {
 	g_clear_error(&t->err);
@@ -505,11 +518,7 @@ static void test_limits_and_loglevel(void **state)
 	}
 	const char *bad[] = { "12X", "", "-1", "1.5G", "G", "99999999999T",
 			      "10 G" };
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-		g_autofree char *o = g_strdup_printf("upper_limit=%s", bad[i]);
-		expect_error(t, PARSE(t, "-o", o, t->lower, t->mnt),
-			     SFS_EXIT_USAGE, o, "size");
-	}
+	expect_bad_values(t, "upper_limit", bad, G_N_ELEMENTS(bad), "size");
 	expect_ok(t, PARSE(t, "-o", "upper_inodes=100000", t->lower, t->mnt));
 	assert_int_equal(t->cfg.upper_inodes, 100000);
 	expect_error(t, PARSE(t, "-o", "upper_inodes=1k", t->lower, t->mnt),
@@ -608,12 +617,7 @@ static void test_timeout_values(void **state)
 	const char *bad[] = { "abc", "", "-1", "nan", "inf", "1e9", "1s",
 			      "0x", " 1", "0x10" };
 
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-		expect_error(t,
-			     PARSE(t, "-o", S(t, "timeout=%s", bad[i]),
-				   t->lower, t->mnt),
-			     SFS_EXIT_USAGE, S(t, "timeout=%s", bad[i]),
-			     "seconds");
+	expect_bad_values(t, "timeout", bad, G_N_ELEMENTS(bad), "seconds");
 	expect_error(t, PARSE(t, "-o", "timeout", t->lower, t->mnt),
 		     SFS_EXIT_USAGE, "timeout", NULL);
 
@@ -634,12 +638,7 @@ static void test_speed_options(void **state)
 	assert_int_equal(t->cfg.busy_poll, 50);
 	assert_true(t->cfg.passthrough);
 	assert_true(t->cfg.no_opendir);
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
-		expect_error(t,
-			     PARSE(t, "-o", S(t, "busy_poll=%s", bad[i]),
-				   t->lower, t->mnt),
-			     SFS_EXIT_USAGE, S(t, "busy_poll=%s", bad[i]),
-			     "microseconds");
+	expect_bad_values(t, "busy_poll", bad, G_N_ELEMENTS(bad), "microseconds");
 	expect_ok(t, PARSE(t, "-o", "busy_poll=0,passthrough=off,no_opendir=off",
 			   t->lower, t->mnt));
 	assert_int_equal(t->cfg.busy_poll, 0);
