@@ -90,6 +90,7 @@ static void hand_over(GAsyncQueue *q, const struct fuse_buf *b)
 	t->size = b->size;
 	memcpy(t->mem, b->mem, b->size);
 	g_async_queue_push(q, t);
+	sfs_kio_handed_over(); /* no spin for the reply a worker will send */
 }
 
 /* Workers are joined (their thread-local libfuse pipes freed) unless one
@@ -129,10 +130,9 @@ int sfs_loop_run(struct fuse_session *se, unsigned workers)
 		}
 		if (r <= 0)
 			break;
-		if (workers && may_block(&buf)) {
+		if (workers && may_block(&buf))
 			hand_over(q, &buf);
-			sfs_kio_handed_over();
-		} else
+		else
 			fuse_session_process_buf(se, &buf);
 	}
 	workers_stop(w, workers, q);
